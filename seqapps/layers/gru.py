@@ -59,14 +59,11 @@ class GRUCell(RecurrentCell):
         return h, [h]
 
     def fused_recurrence(self, xw, states, mask):
-        u = _read(self.recurrent_kernel)
-        if self.reset_after:
-            if self.use_bias:
-                rec_bias = _read(self.bias)[1]
-            else:
-                rec_bias = ops.zeros((3 * self.units,), dtype=xw.dtype)
-            return [fused.gru_recurrence_reset_after(xw, u, rec_bias, states[0], mask)]
-        return [fused.gru_recurrence_reset_before(xw, u, states[0], mask)]
+        rec_bias = _read(self.bias)[1] if self.reset_after and self.use_bias else None
+        hs = fused.gru_recurrence(
+            xw, _read(self.recurrent_kernel), rec_bias, states[0], mask, self.reset_after
+        )
+        return [hs]
 
     def cudnn_recurrence(self, sequences, initial_state, mask, go_backwards, return_sequences):
         from keras.src import backend as tf_rnn  # Keras' cuDNN entry points

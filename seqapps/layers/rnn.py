@@ -134,12 +134,12 @@ class FusedRNN(keras.layers.RNN):
         import tensorflow as tf
 
         xw = tf.transpose(self.cell.input_projection(sequences), [1, 0, 2])  # [T, B, GH]
-        if mask is None:
-            mask_tm = tf.ones(tf.concat([tf.shape(xw)[:2], [1]], 0), dtype=xw.dtype)
-        else:
+        mask_tm = None
+        if mask is not None:
             mask_tm = tf.cast(tf.transpose(mask, [1, 0])[..., None], xw.dtype)
         if self.go_backwards:
-            xw, mask_tm = tf.reverse(xw, [0]), tf.reverse(mask_tm, [0])
+            xw = tf.reverse(xw, [0])
+            mask_tm = None if mask_tm is None else tf.reverse(mask_tm, [0])
 
         state_seqs = self.cell.fused_recurrence(xw, list(initial_state), mask_tm)
         hs = state_seqs[0]

@@ -1,0 +1,357 @@
+"""Readers for the file formats of the bundled data sets, in pure Python.
+
+Every reader returns plain lists, so the callers decide how to split and
+batch. All of them:
+
+- read `.gz` files transparently (by their magic bytes, and `path` may name
+  the file without its `.gz`),
+- strip a UTF-8 byte-order mark and accept LF, CRLF and CR line ends,
+- skip blank lines, counting them for the line numbers in messages,
+- raise `DataError` naming the file, line and expected format.
+
+Lines are split on line-end characters only, never with `str.splitlines()`:
+that also splits on U+0085 and U+2028, which occur inside lines of the
+Latin-1 movie-review files and would silently break them in two.
+"""
+
+import codecs
+import csv
+import gzip
+import io
+import os
+import zipfile
+from pathlib import Path
+
+from seqapps.data.errors import DataError
+
+LABELLED_SENTENCES = "one example a line: an integer label, a space, the sentence"
+POLARITY = "one review snippet a line (rt-polarity.pos / rt-polarity.neg)"
+DELIMITED = (
+    "'label<TAB>text' lines, or a CSV file whose header names a 'label' "
+    "column and a 'text' (or 'sentence') column"
+)
+TOKEN_LINES = "one sentence a line of whitespace-separated tokens"
+PLAIN_TEXT = "a plain text file"
+PARALLEL = "one sentence a line, line-aligned with the other language's file"
+PAIR_TSV = "'source<TAB>target' lines (a .txt/.tsv file, or one inside a .zip)"
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def resolve_path(path, expected):
+    """Returns `path` as a `Path`, or `path.gz` if only that exists."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    zipped = path.with_name(path.name + ".gz")
+    if zipped.is_file():
+        return zipped
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; expected a file with {expected}.")
+    raise DataError.missing(path, f"a file with {expected}")
+
+
+def _decompress(data, path):
+    if not data.startswith(_GZIP_MAGIC):
+        return data
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError) as error:
+        raise DataError(f"{path}: not a valid gzip file ({error}).") from None
+
+
+def _decode(data, path, encoding):
+    try:
+        codec = codecs.lookup(encoding).name
+    except LookupError:
+        raise DataError(f"{path}: unknown encoding {encoding!r}.") from None
+    # 'utf-8-sig' decodes plain UTF-8 too, and drops a leading BOM if present.
+    codec = "utf-8-sig" if codec == "utf-8" else codec
+    try:
+        text = data.decode(codec)
+    except UnicodeDecodeError as error:
+        line_number = data.count(b"\n", 0, error.start) + 1
+        raise DataError.bad_encoding(path, encoding, error, line_number) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _read_file_text(path, encoding, expected):
+    path = resolve_path(path, expected)
+    return path, _decode(_decompress(path.read_bytes(), path), path, encoding)
+
+
+def _numbered_lines(text):
+    """Yields `(line_number, line)` for the non-blank lines, 1-based."""
+    for number, line in enumerate(text.split("\n"), start=1):
+        if line.strip():
+            yield number, line
+
+
+def read_text(path, encoding="utf-8"):
+    """Returns the whole file as one string, line ends normalised to '\\n'."""
+    return _read_file_text(path, encoding, PLAIN_TEXT)[1]
+
+
+def read_labelled_sentences(path, encoding="utf-8"):
+    """Reads `LABEL sentence` lines (the SST files) into `(sentence, label)`."""
+    path, text = _read_file_text(path, encoding, LABELLED_SENTENCES)
+    return [(s, int(label)) for s, label in _parse_labelled_sentences(path, text)]
+
+
+def read_polarity_pair(pos_path, neg_path, encoding="latin-1"):
+    """Reads the MR snippet files into `(sentence, label)`, 1 = pos, 0 = neg."""
+    examples = []
+    for path, label in ((pos_path, 1), (neg_path, 0)):
+        path, text = _read_file_text(path, encoding, POLARITY)
+        examples.extend((line.strip(), label) for _, line in _numbered_lines(text))
+    return examples
+
+
+def read_delimited_labelled(path, encoding="utf-8"):
+    """Reads `label<TAB>text` lines or a `label,text` CSV file.
+
+    A header line is recognised when it names a `label` column and a `text`
+    or `sentence` column (in any order); a `.csv` file is parsed as CSV, any
+    other file as tab-separated. Without a header the label is the first
+    field and the text the rest.
+
+    Returns:
+        `(examples, label_names)`: `examples` is a list of `(text, label)`
+        with integer labels and `label_names[label]` is the label as written;
+        see `index_labels` for how labels are numbered.
+    """
+    path, text = _read_file_text(path, encoding, DELIMITED)
+    return _indexed(_parse_delimited(path, text))
+
+
+def read_labelled_file(path, encoding="utf-8"):
+    """Reads any supported labelled-sentence file, telling the formats apart.
+
+    Returns:
+        `(examples, label_names)` as `read_delimited_labelled`.
+    """
+    return _indexed(read_raw_labelled(path, encoding))
+
+
+def read_raw_labelled(path, encoding="utf-8"):
+    """Like `read_labelled_file`, with the labels left as written (strings).
+
+    For numbering the labels of several files together (train, dev and
+    test of one set) with `index_labels`. The file holds `LABEL sentence`
+    lines when its first non-blank line starts with an integer and a space
+    and has no tab; otherwise the `read_delimited_labelled` formats.
+    """
+    path, text = _read_file_text(path, encoding, f"{LABELLED_SENTENCES}, or {DELIMITED}")
+    first = next((line for _, line in _numbered_lines(text)), None)
+    if first is None:
+        raise DataError.empty(path, f"{LABELLED_SENTENCES}, or {DELIMITED}")
+    fields = first.split(None, 1)
+    if (
+        ".csv" not in path.suffixes
+        and "\t" not in first
+        and len(fields) == 2
+        and _is_int(fields[0])
+    ):
+        return _parse_labelled_sentences(path, text)
+    return _parse_delimited(path, text)
+
+
+def index_labels(raw_labels):
+    """Numbers labels 0..K-1; returns `(labels, label_names)`.
+
+    Labels that already are exactly the integers 0..K-1 keep their values;
+    any other set (strings, -1/1, 1..5 stars) is numbered in sorted order,
+    numeric order when all are integers. `label_names[i]` is label i as
+    written.
+    """
+    raw_labels = [str(label) for label in raw_labels]
+    distinct = set(raw_labels)
+    if all(_is_int(label) for label in distinct):
+        values = sorted(distinct, key=int)
+        if [int(v) for v in values] == list(range(len(values))):
+            names = [str(int(v)) for v in values]
+            return [int(label) for label in raw_labels], names
+    else:
+        values = sorted(distinct)
+    index = {value: i for i, value in enumerate(values)}
+    return [index[label] for label in raw_labels], list(values)
+
+
+def read_token_lines(path, encoding="utf-8", eos="<eos>"):
+    """Reads whitespace-tokenised lines into one token list (PTB style).
+
+    `eos` is appended after every line, as in the standard PTB language-model
+    set-up (929,589 training tokens); `eos=None` appends nothing.
+    """
+    _, text = _read_file_text(path, encoding, TOKEN_LINES)
+    tokens = []
+    for _, line in _numbered_lines(text):
+        tokens.extend(line.split())
+        if eos is not None:
+            tokens.append(eos)
+    return tokens
+
+
+def read_parallel(src_path, tgt_path, encoding="utf-8"):
+    """Reads two line-aligned files into `(source, target)` pairs.
+
+    Trailing blank lines are ignored; pairs with a blank side are skipped
+    (they cannot be trained on); otherwise the files must have the same
+    number of lines.
+    """
+    sides = []
+    for path in (src_path, tgt_path):
+        path, text = _read_file_text(path, encoding, PARALLEL)
+        sides.append((path, text.rstrip("\n").split("\n") if text.strip() else []))
+    (src_path, src_lines), (tgt_path, tgt_lines) = sides
+    if len(src_lines) != len(tgt_lines):
+        raise DataError(
+            f"{src_path} has {len(src_lines)} lines but {tgt_path} has "
+            f"{len(tgt_lines)}; expected two line-aligned files of equal length."
+        )
+    pairs = [
+        (src.strip(), tgt.strip())
+        for src, tgt in zip(src_lines, tgt_lines)
+        if src.strip() and tgt.strip()
+    ]
+    if not pairs:
+        raise DataError.empty(src_path, PARALLEL)
+    return pairs
+
+
+def read_pair_tsv(path, member=None, encoding="utf-8", columns=(0, 1)):
+    """Reads tab-separated sentence pairs from a file or a `.zip` member.
+
+    Args:
+        path: a text file (optionally `.gz`) or a `.zip` archive.
+        member: the archive member (full name or base name). By default the
+            only `.txt`/`.tsv` member not starting with `_` (so the Anki
+            archives' `_about.txt` is passed over).
+        columns: the two column indices to return, in that order; the
+            Tatoeba/Anki files have a third attribution column.
+    """
+    resolved = resolve_path(path, PAIR_TSV)
+    if zipfile.is_zipfile(resolved):
+        where, data = _read_zip_member(resolved, member)
+    else:
+        where, data = resolved, _decompress(resolved.read_bytes(), resolved)
+    text = _decode(data, where, encoding)
+    expected = f"{PAIR_TSV} with at least {max(columns) + 1} tab-separated fields"
+    pairs = []
+    for number, line in _numbered_lines(text):
+        fields = line.split("\t")
+        if len(fields) <= max(columns):
+            raise DataError.malformed(where, number, line, expected)
+        pair = tuple(fields[c].strip() for c in columns)
+        if not all(pair):
+            raise DataError.malformed(where, number, line, expected)
+        pairs.append(pair)
+    if not pairs:
+        raise DataError.empty(where, PAIR_TSV)
+    return pairs
+
+
+def _indexed(raw_examples):
+    labels, label_names = index_labels([label for _, label in raw_examples])
+    examples = [(text, label) for (text, _), label in zip(raw_examples, labels)]
+    return examples, label_names
+
+
+def _parse_labelled_sentences(path, text):
+    examples = []
+    for number, line in _numbered_lines(text):
+        fields = line.split(None, 1)
+        if len(fields) != 2 or not _is_int(fields[0]):
+            raise DataError.malformed(path, number, line, LABELLED_SENTENCES)
+        examples.append((fields[1].strip(), fields[0]))
+    if not examples:
+        raise DataError.empty(path, LABELLED_SENTENCES)
+    return examples
+
+
+def _parse_delimited(path, text):
+    is_csv = ".csv" in path.suffixes
+    rows = _csv_rows(path, text) if is_csv else _tsv_rows(text)
+    examples = []
+    label_column, text_column, has_header = 0, 1, False
+    for row_index, (number, fields, line) in enumerate(rows):
+        if row_index == 0:
+            header = _header_columns(fields)
+            if header is not None:
+                label_column, text_column = header
+                has_header = True
+                continue
+        if not is_csv and not has_header:
+            fields = line.split("\t", 1)  # without a header, tabs may be text
+        if len(fields) <= max(label_column, text_column):
+            raise DataError.malformed(path, number, line, DELIMITED)
+        label, sentence = fields[label_column].strip(), fields[text_column].strip()
+        if not label or not sentence:
+            raise DataError.malformed(path, number, line, DELIMITED)
+        examples.append((sentence, label))
+    if not examples:
+        raise DataError.empty(path, DELIMITED)
+    return examples
+
+
+def _read_zip_member(path, member):
+    with zipfile.ZipFile(path) as archive:
+        names = [n for n in archive.namelist() if not n.endswith("/")]
+        if member is None:
+            candidates = [
+                n
+                for n in names
+                if n.lower().endswith((".txt", ".tsv"))
+                and not os.path.basename(n).startswith(("_", "."))
+                and not n.startswith("__MACOSX")
+            ]
+            if len(candidates) != 1:
+                raise DataError(
+                    f"{path}: cannot tell which member holds the pairs "
+                    f"(members: {names}); pass `member=`."
+                )
+            member = candidates[0]
+        elif member not in names:
+            matches = [n for n in names if os.path.basename(n) == member]
+            if len(matches) != 1:
+                raise DataError(
+                    f"{path}: no member {member!r}; expected one of {names}."
+                )
+            member = matches[0]
+        return f"{path}:{member}", archive.read(member)
+
+
+def _tsv_rows(text):
+    for number, line in _numbered_lines(text):
+        yield number, line.split("\t"), line
+
+
+def _csv_rows(path, text):
+    reader = csv.reader(io.StringIO(text))
+    try:
+        for fields in reader:
+            if any(field.strip() for field in fields):
+                yield reader.line_num, fields, ",".join(fields)
+    except csv.Error as error:
+        raise DataError(
+            f"{path}, line {reader.line_num}: malformed CSV ({error}); "
+            f"expected {DELIMITED}."
+        ) from None
+
+
+def _header_columns(fields):
+    names = [field.strip().lower() for field in fields]
+    if "label" not in names:
+        return None
+    for text_name in ("text", "sentence"):
+        if text_name in names:
+            return names.index("label"), names.index(text_name)
+    return None
+
+
+def _is_int(text):
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True

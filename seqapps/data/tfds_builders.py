@@ -1,0 +1,263 @@
+"""TensorFlow Datasets builders for the bundled data sets, offline.
+
+Importing this module registers the builders, after which
+
+    import seqapps.data.tfds_builders  # noqa: F401
+    ds = tfds.load("seqapps_sst2", split="train", data_dir="~/tfds")
+
+prepares the data from the files bundled with seqapps, never downloading.
+Names come from the class names (`SeqappsSst2` -> `seqapps_sst2`):
+seqapps_sst2, seqapps_sst5, seqapps_mr (configs fold0..fold9),
+seqapps_ptb, seqapps_tinyshakespeare and seqapps_multi30k (configs en-de,
+de-en, en-de-raw, de-en-raw).
+
+Each builder reads its splits with `seqapps.data.sets`, so a TFDS split is
+exactly the corresponding `load_*` split. To build from your own copy of
+the files instead, point `manual_dir` at a folder in the format the
+matching `load_*` function accepts:
+
+    tfds.load("seqapps_sst2", data_dir=..., download_and_prepare_kwargs={
+        "download_config": tfds.download.DownloadConfig(manual_dir=folder)})
+
+TFDS keeps what it prepared under `data_dir`; use a fresh `data_dir` when the
+source files change.
+"""
+
+import dataclasses
+
+import tensorflow_datasets as tfds
+
+from seqapps.data import sets
+
+_VERSION = tfds.core.Version("1.0.0")
+_RELEASE_NOTES = {"1.0.0": "First release: the files bundled with seqapps."}
+_MANUAL = (
+    "Optional. Without a manual_dir the files bundled with seqapps are used; "
+    "with one, the folder is read as the matching seqapps.data.load_* function "
+    "reads a folder path."
+)
+
+_SST_CITATION = """\
+@inproceedings{socher2013recursive,
+  title={Recursive Deep Models for Semantic Compositionality Over a Sentiment Treebank},
+  author={Socher, Richard and Perelygin, Alex and Wu, Jean and Chuang, Jason and
+          Manning, Christopher D. and Ng, Andrew and Potts, Christopher},
+  booktitle={EMNLP}, year={2013}}
+@inproceedings{kim2014convolutional,
+  title={Convolutional Neural Networks for Sentence Classification},
+  author={Kim, Yoon}, booktitle={EMNLP}, year={2014}}"""
+_MR_CITATION = """\
+@inproceedings{pang2005seeing,
+  title={Seeing stars: Exploiting class relationships for sentiment categorization
+         with respect to rating scales},
+  author={Pang, Bo and Lee, Lillian}, booktitle={ACL}, year={2005}}"""
+_PTB_CITATION = """\
+@article{marcus1993building,
+  title={Building a Large Annotated Corpus of English: The Penn Treebank},
+  author={Marcus, Mitchell P. and Santorini, Beatrice and Marcinkiewicz, Mary Ann},
+  journal={Computational Linguistics}, year={1993}}
+@phdthesis{mikolov2012statistical,
+  title={Statistical Language Models Based on Neural Networks},
+  author={Mikolov, Tom{\\'a}{\\v{s}}}, school={Brno University of Technology}, year={2012}}"""
+_SHAKESPEARE_CITATION = """\
+@misc{karpathy2015charrnn,
+  author={Karpathy, Andrej}, title={char-rnn}, year={2015},
+  howpublished={\\url{https://github.com/karpathy/char-rnn}}}"""
+_MULTI30K_CITATION = """\
+@inproceedings{elliott2016multi30k,
+  title={Multi30K: Multilingual English-German Image Descriptions},
+  author={Elliott, Desmond and Frank, Stella and Sima'an, Khalil and Specia, Lucia},
+  booktitle={Proceedings of the 5th Workshop on Vision and Language}, year={2016}}"""
+
+
+def _manual_dir(dl_manager):
+    """The user's `manual_dir` if they gave a non-empty one, else None."""
+    try:
+        return dl_manager.manual_dir
+    except AssertionError:  # TFDS' way of saying "none given, or empty"
+        return None
+
+
+class _SeqappsBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    VERSION = _VERSION
+    RELEASE_NOTES = _RELEASE_NOTES
+    MANUAL_DOWNLOAD_INSTRUCTIONS = _MANUAL
+    # Nothing is downloaded, so there are no URL checksums to look up. Saying
+    # so also skips TFDS' search for a checksums file next to this module,
+    # which imports `importlib_resources`, a backport TFDS installs only on
+    # Python < 3.9 (TFDS 4.9.10).
+    url_infos = None
+
+    def _dataset_info(self, description, features, supervised_keys, homepage, citation):
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description=description,
+            features=features,
+            supervised_keys=supervised_keys,
+            homepage=homepage,
+            citation=citation,
+        )
+
+    def _generate_examples(self, examples):
+        for index, example in enumerate(examples):
+            yield index, example
+
+
+class _SentimentBuilder(_SeqappsBuilder, skip_registration=True):
+    SOURCE = None  # the `load_sentiment` name
+    DESCRIPTION = None
+    HOMEPAGE = "https://nlp.stanford.edu/sentiment/"
+    CITATION = _SST_CITATION
+
+    def _info(self):
+        label_names = sets._SENTIMENT_SETS[self.SOURCE][1]
+        features = tfds.features.FeaturesDict(
+            {"text": tfds.features.Text(), "label": tfds.features.ClassLabel(names=label_names)}
+        )
+        return self._dataset_info(
+            self.DESCRIPTION, features, ("text", "label"), self.HOMEPAGE, self.CITATION
+        )
+
+    def _load_kwargs(self):
+        return {}
+
+    def _split_generators(self, dl_manager):
+        source = _manual_dir(dl_manager) or self.SOURCE
+        data = sets.load_sentiment(source, **self._load_kwargs())
+        return {
+            split: self._generate_examples(
+                {"text": text, "label": label} for text, label in getattr(data, split)
+            )
+            for split in sets.SPLITS
+        }
+
+
+class SeqappsSst2(_SentimentBuilder):
+    """SST-2: binary sentence-level sentiment, Kim (2014)'s splits."""
+
+    SOURCE = "sst2"
+    DESCRIPTION = "Stanford Sentiment Treebank, binary sentence labels (6920/872/1821)."
+
+
+class SeqappsSst5(_SentimentBuilder):
+    """SST-5: five-class sentence-level sentiment."""
+
+    SOURCE = "sst5"
+    DESCRIPTION = "Stanford Sentiment Treebank, fine-grained sentence labels (8544/1101/2210)."
+
+
+@dataclasses.dataclass(eq=False)
+class MrConfig(tfds.core.BuilderConfig):
+    fold: int = 0  # the test fold of seeded stratified 10-fold cross-validation
+
+
+class SeqappsMr(_SentimentBuilder):
+    """MR movie-review snippets; one config per cross-validation fold."""
+
+    SOURCE = "mr"
+    DESCRIPTION = (
+        "Pang & Lee (2005) sentence polarity v1.0, 5331 positive + 5331 negative "
+        "snippets. Config foldK tests on fold K of seqapps' seeded stratified "
+        "10-fold split; validation is 10% of the other folds."
+    )
+    HOMEPAGE = "https://www.cs.cornell.edu/people/pabo/movie-review-data/"
+    CITATION = _MR_CITATION
+    BUILDER_CONFIGS = [MrConfig(name=f"fold{k}", fold=k) for k in range(10)]
+
+    def _load_kwargs(self):
+        return {"fold": self.builder_config.fold}
+
+
+class SeqappsPtb(_SeqappsBuilder):
+    """Penn Treebank (Mikolov's preprocessing), one sentence an example."""
+
+    def _info(self):
+        return self._dataset_info(
+            "Penn Treebank language-model corpus, 10k vocabulary, one tokenized "
+            "sentence an example (append '<eos>' per sentence for the standard "
+            "929k-token training stream).",
+            tfds.features.FeaturesDict({"text": tfds.features.Text()}),
+            None,
+            "https://www.fit.vutbr.cz/~imikolov/rnnlm/",
+            _PTB_CITATION,
+        )
+
+    def _split_generators(self, dl_manager):
+        folder = _manual_dir(dl_manager)
+        if folder is None:
+            files = {s: sets.bundled_path(f"ptb.{w}.txt") for s, w in zip(sets.SPLITS, ("train", "valid", "test"))}
+        else:
+            files = sets._one_file_per_split(folder, sets._split_files(folder), "ptb.{train,valid,test}.txt")
+        return {split: self._sentences(files[split]) for split in sets.SPLITS}
+
+    def _sentences(self, path):
+        lines = sets.readers.read_text(path).split("\n")
+        return self._generate_examples({"text": line.strip()} for line in lines if line.strip())
+
+
+class SeqappsTinyshakespeare(_SeqappsBuilder):
+    """Tiny Shakespeare; each split is a single example holding its text."""
+
+    def _info(self):
+        return self._dataset_info(
+            "Karpathy's tiny-shakespeare: the first 90% of the characters are train, "
+            "the last 10% validation; test is the validation text again.",
+            tfds.features.FeaturesDict({"text": tfds.features.Text()}),
+            None,
+            "https://github.com/karpathy/char-rnn",
+            _SHAKESPEARE_CITATION,
+        )
+
+    def _split_generators(self, dl_manager):
+        path = _manual_dir(dl_manager)
+        if path is not None:
+            path = next(p for p in sorted(path.iterdir()) if p.is_file())
+        data = sets.load_language_model(str(path) if path else "tinyshakespeare", level="char")
+        return {
+            split: self._generate_examples([{"text": "".join(getattr(data, split))}])
+            for split in sets.SPLITS
+        }
+
+
+@dataclasses.dataclass(eq=False)
+class Multi30kConfig(tfds.core.BuilderConfig):
+    pair: str = "en-de"
+    tokenized: bool = True
+
+
+class SeqappsMulti30k(_SeqappsBuilder):
+    """Multi30k English-German; configs pick the direction and the text form."""
+
+    BUILDER_CONFIGS = [
+        Multi30kConfig(
+            name=pair if tokenized else f"{pair}-raw",
+            pair=pair,
+            tokenized=tokenized,
+            description=("lowercased, Moses-tokenized" if tokenized else "raw cased") + " text",
+        )
+        for tokenized in (True, False)
+        for pair in ("en-de", "de-en")
+    ]
+
+    def _info(self):
+        source, target = self.builder_config.pair.split("-")
+        return self._dataset_info(
+            "Multi30k (WMT16 multimodal task 1) image descriptions, "
+            "train / val / test_2016_flickr = 29000 / 1014 / 1000 pairs.",
+            tfds.features.Translation(languages=(source, target)),
+            (source, target),
+            "https://github.com/multi30k/dataset",
+            _MULTI30K_CITATION,
+        )
+
+    def _split_generators(self, dl_manager):
+        config = self.builder_config
+        data = sets.load_translation(
+            config.pair, data=_manual_dir(dl_manager), tokenized=config.tokenized
+        )
+        return {
+            split: self._generate_examples(
+                {data.source_lang: src, data.target_lang: tgt} for src, tgt in getattr(data, split)
+            )
+            for split in sets.SPLITS
+        }
