@@ -1,0 +1,1 @@
+"""The seqapps applications: sentiment, translation, lm. Each is `python -m apps.<name>`."""

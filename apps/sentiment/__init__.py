@@ -1,0 +1,1 @@
+"""Many-to-one sentiment classification (SST-2, SST-5, MR, any `label text` file)."""

@@ -1,0 +1,18 @@
+"""Bag-of-words baseline: the mean of the word embeddings, then softmax (fastText-style).
+
+It sees which words occur, never their order — so "good, not bad" and "bad, not good"
+get identical scores (the seeds' point about word order; a test asserts it).
+"""
+
+import keras
+
+from seqapps.pooling import SequencePooling
+
+
+def build_bow_model(vocab_size, num_classes, *, embedding_dim=300, dropout=0.5, **_):
+    ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(ids)
+    x = SequencePooling("mean", name="mean_pool")(x)
+    x = keras.layers.Dropout(dropout)(x)
+    probs = keras.layers.Dense(num_classes, activation="softmax", name="classifier")(x)
+    return keras.Model(ids, probs, name="sentiment_bow")
