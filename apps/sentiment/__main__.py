@@ -232,21 +232,20 @@ def evaluate(args):
 
 
 def read_sentences(args):
-    sentences = list(args.sentences)
-    if not sentences:
-        if sys.stdin.isatty():
-            raise SystemExit("give sentences as arguments or on standard input (one per line)")
-        sentences = [line.rstrip("\n") for line in sys.stdin]
-    return sentences
+    """Sentences as UTF-8 bytes, passed through untouched: invalid bytes are the model's
+    business (they become U+FFFD there), not a reason to crash here."""
+    if args.sentences:
+        return [s.encode("utf-8", "surrogateescape") for s in args.sentences]
+    if sys.stdin.isatty():
+        raise SystemExit("give sentences as arguments or on standard input (one per line)")
+    return [line.rstrip(b"\r\n") for line in sys.stdin.buffer]
 
 
 def predict(args):
-    import numpy as np
+    import tensorflow as tf
 
     sentences = read_sentences(args)
     if args.export:
-        import tensorflow as tf
-
         from seqapps.export import latest_version_dir
 
         serve = tf.saved_model.load(str(latest_version_dir(args.export))).signatures["serving_default"]
@@ -256,11 +255,12 @@ def predict(args):
         label_names = None
     else:
         pipeline, _ = load_pipeline(args.run_dir)
-        probs = pipeline.probabilities(np.array(sentences, dtype=object)).numpy()
+        probs = pipeline.probabilities(tf.constant(sentences, dtype=tf.string)).numpy()
         label_names = pipeline.label_names
         labels = [label_names[i] for i in probs.argmax(-1)]
     results = []
     for sentence, label, p in zip(sentences, labels, probs):
+        sentence = sentence.decode("utf-8", "replace")
         results.append({"text": sentence, "label": label, "probabilities": [round(float(v), 6) for v in p]})
         if args.json:
             print(json.dumps(results[-1], ensure_ascii=False))

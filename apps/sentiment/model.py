@@ -78,6 +78,7 @@ class SentimentPipeline:
         self.model = model
         self.label_names = list(label_names)
         self.max_length = int(max_length)
+        self.probabilities(tf.constant(["", "built"]))  # builds the vectorizer and model
 
     def encode(self, strings):
         ids = self.vectorizer(clean_utf8(strings))

@@ -1,0 +1,175 @@
+"""End to end: the sentiment app trains, resumes, exports, serves, tunes — on tiny data."""
+
+import json
+import pathlib
+import random
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from apps.sentiment.__main__ import run
+from apps.sentiment.bow import build_bow_model
+from apps.sentiment.model import build_model
+
+POSITIVE = ["good", "great", "superb", "lovely", "fine"]
+NEGATIVE = ["bad", "awful", "dull", "boring", "poor"]
+FILLER = ["the", "film", "was", "really", "quite", "a", "story", "and", "plot"]
+
+
+def write_toy_data(path, n=240, seed=0):
+    """A learnable `label sentence` file: the label is whether a positive word occurs."""
+    rng = random.Random(seed)
+    lines = []
+    for i in range(n):
+        label = i % 2
+        words = rng.sample(FILLER, 4) + [rng.choice(POSITIVE if label else NEGATIVE)]
+        rng.shuffle(words)
+        lines.append(f"{label} {' '.join(words)}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+TINY = ["--units", "16", "--embedding-dim", "16", "--batch-size", "16", "--dropout", "0.1",
+        "--learning-rate", "0.01", "--quiet", "--seed", "1"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sentiment")
+    data = write_toy_data(root / "toy.txt")
+    run_dir = root / "run"
+    report = run(["train", "--data", str(data), "--run-dir", str(run_dir), "--epochs", "4", "--patience", "0", *TINY])
+    return root, data, run_dir, report
+
+
+def history(run_dir):
+    import csv
+
+    with open(run_dir / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_bag_of_words_ignores_word_order_but_rnn_does_not():
+    # The seeds' example: the same words, opposite meanings.
+    a = [3, 4, 5, 6, 7, 8, 9, 10]  # "the food was good , not bad at all"
+    b = [3, 4, 5, 8, 7, 9, 6, 10]  # "the food was bad , not good at all"
+    ids = tf.constant([a, b], dtype=tf.int32)
+    bow = build_bow_model(20, 2, embedding_dim=8)
+    p = bow(ids, training=False).numpy()
+    np.testing.assert_allclose(p[0], p[1], rtol=0, atol=1e-7)
+    rnn = build_model(20, 2, cell="lstm", units=8, embedding_dim=8, bidirectional=False, pooling="last")
+    # What the classifier sees: the final hidden state differs between the two orders.
+    features = keras.Model(rnn.inputs, rnn.get_layer("lstm_0").output)(ids).numpy()
+    assert np.abs(features[0] - features[1]).max() > 1e-3, features
+
+
+def test_training_learns_and_writes_the_run_folder(trained):
+    _, _, run_dir, report = trained
+    rows = history(run_dir)
+    losses = [float(r["loss"]) for r in rows]
+    assert len(rows) == 4 and losses[-1] < losses[0]
+    assert report["test"]["accuracy"] >= 0.8, report["test"]
+    for name in ["config.json", "vocab.txt", "labels.json", "best.keras", "metrics.json", "curves.png"]:
+        assert (run_dir / name).exists(), name
+    assert any((run_dir / "logs").iterdir())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert set(metrics["test"]) >= {"accuracy", "macro_f1", "confusion_matrix"}
+
+
+def test_evaluate_and_predict(trained, capsys):
+    _, data, run_dir, report = trained
+    again = run(["evaluate", "--run-dir", str(run_dir)])
+    assert again["accuracy"] == pytest.approx(report["test"]["accuracy"])
+    results = run(["predict", "--run-dir", str(run_dir), "--json", "the film was superb", "the plot was awful"])
+    assert [r["label"] for r in results] == ["1", "0"]  # a plain `label text` file names classes by label
+    for r in results:
+        assert sum(r["probabilities"]) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_export_answers_like_the_model_without_seqapps(trained, tmp_path):
+    _, _, run_dir, _ = trained
+    out = run(["export", "--run-dir", str(run_dir), "--out", str(tmp_path / "export")])
+    assert out == tmp_path / "export" / "1"
+    assert (out / "signatures.md").exists() and (out / "metadata.json").exists()
+    sentences = ["the film was superb", "the plot was awful", "", "   ", "unknownword " * 3,
+                 "word " * 10000, "emoji 😀 story", "\udcff\udcfe broken"]
+    in_memory = run(["predict", "--run-dir", str(run_dir), *sentences])
+    # A fresh interpreter in which importing seqapps or apps is impossible.
+    code = (
+        "import sys, json; sys.modules['seqapps'] = None; sys.modules['apps'] = None\n"
+        "import tensorflow as tf\n"
+        f"f = tf.saved_model.load({str(out)!r}).signatures['serving_default']\n"
+        "texts = [s.encode('utf-8', 'surrogateescape') for s in json.loads(sys.argv[1])]\n"
+        "r = f(text=tf.constant(texts))\n"
+        "print(json.dumps(r['probabilities'].numpy().tolist()))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(sentences)],
+        capture_output=True, text=True, cwd="/", check=True,
+    )
+    served = json.loads(proc.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(served, [r["probabilities"] for r in in_memory], atol=1e-5)
+
+
+def test_saved_model_cli_runs_the_export(trained, tmp_path):
+    _, _, run_dir, _ = trained
+    out = run(["export", "--run-dir", str(run_dir), "--out", str(tmp_path / "export")])
+    cli = pathlib.Path(sys.executable).parent / "saved_model_cli"
+    show = subprocess.run([str(cli), "show", "--dir", str(out), "--all"], capture_output=True, text=True, check=True)
+    assert "serving_default" in show.stdout and "probabilities" in show.stdout
+    ran = subprocess.run(
+        [str(cli), "run", "--dir", str(out), "--tag_set", "serve", "--signature_def", "serving_default",
+         "--input_exprs", "text=['the film was superb', '']"],
+        capture_output=True, text=True, check=True,
+    )
+    assert "probabilities" in ran.stdout
+
+
+def test_interrupted_training_resumes_at_the_next_epoch(tmp_path, monkeypatch):
+    import keras
+
+    from seqapps import training
+
+    data = write_toy_data(tmp_path / "toy.txt", n=64)
+    run_dir = tmp_path / "run"
+    args = ["train", "--data", str(data), "--run-dir", str(run_dir), "--epochs", "4", "--patience", "0", *TINY]
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    original = training.standard_callbacks
+    monkeypatch.setattr(training, "standard_callbacks", lambda *a, **k: original(*a, **k) + [Interrupt()])
+    with pytest.raises(SystemExit, match="resume"):
+        run(args)
+    assert [r["epoch"] for r in history(run_dir)] == ["0", "1"]
+    monkeypatch.setattr(training, "standard_callbacks", original)
+    run(args)
+    assert [r["epoch"] for r in history(run_dir)] == ["0", "1", "2", "3"]
+
+
+def test_resuming_with_other_settings_is_refused(trained):
+    _, data, run_dir, _ = trained
+    with pytest.raises(SystemExit, match="other settings"):
+        run(["train", "--data", str(data), "--run-dir", str(run_dir), "--units", "64", "--quiet"])
+
+
+def test_bad_data_path_is_a_clear_error(tmp_path):
+    missing = tmp_path / "nope.txt"
+    with pytest.raises(SystemExit) as info:
+        run(["train", "--data", str(missing), "--run-dir", str(tmp_path / "run"), "--quiet"])
+    assert str(missing) in str(info.value)
+
+
+def test_tuner_runs_two_trials(trained, tmp_path):
+    _, data, _, _ = trained
+    table = run(["tune", "--data", str(data), "--run-dir", str(tmp_path / "tune"), "--max-trials", "2",
+                 "--epochs", "1", "--batch-size", "32", "--quiet", "--no-retrain"])
+    assert len(table) == 2
+    assert all(row["status"] == "COMPLETED" and row["score"] is not None for row in table)
+    assert (tmp_path / "tune" / "results.csv").exists()
