@@ -213,7 +213,7 @@ def evaluate(args):
 
     pipeline, config = load_pipeline(args.run_dir)
     if args.data:
-        data = load_sentiment(args.data, fold=config["fold"])
+        data = load_sentiment(args.data)  # its own test split (fold 0 if it has none)
     else:
         data = load_data(config)
     examples = getattr(data, args.split)

@@ -21,10 +21,12 @@ from seqapps.data.readers import read_raw_labelled
 from seqapps.data.readers import read_text
 from seqapps.data.readers import read_token_lines
 from seqapps.data.sets import BUNDLED_DIR
+from seqapps.data.sets import SENTIMENT_LABEL_NAMES
 from seqapps.data.sets import LanguageModelData
 from seqapps.data.sets import ParallelData
 from seqapps.data.sets import TextClassificationData
 from seqapps.data.sets import bundled_path
+from seqapps.data.sets import find_split_files
 from seqapps.data.sets import kfold_indices
 from seqapps.data.sets import load_language_model
 from seqapps.data.sets import load_sentiment

@@ -25,8 +25,7 @@ class DataError(ValueError):
     @classmethod
     def malformed(cls, path, line_number, line, expected):
         return cls(
-            f"{os.fspath(path)}, line {line_number}: expected {expected}; "
-            f"got {_shorten(line)!r}."
+            f"{os.fspath(path)}, line {line_number}: expected {expected}; got {_shorten(line)!r}."
         )
 
     @classmethod

@@ -10,8 +10,8 @@ batch. All of them:
 - raise `DataError` naming the file, line and expected format.
 
 Lines are split on line-end characters only, never with `str.splitlines()`:
-that also splits on U+0085 and U+2028, which occur inside lines of the
-Latin-1 movie-review files and would silently break them in two.
+that also splits on U+0085 (NEL), which byte 0x85 decodes to in the Latin-1
+movie-review files, and would silently break those lines in two.
 """
 
 import codecs
@@ -314,9 +314,7 @@ def _read_zip_member(path, member):
         elif member not in names:
             matches = [n for n in names if os.path.basename(n) == member]
             if len(matches) != 1:
-                raise DataError(
-                    f"{path}: no member {member!r}; expected one of {names}."
-                )
+                raise DataError(f"{path}: no member {member!r}; expected one of {names}.")
             member = matches[0]
         return f"{path}:{member}", archive.read(member)
 
@@ -334,8 +332,7 @@ def _csv_rows(path, text):
                 yield reader.line_num, fields, ",".join(fields)
     except csv.Error as error:
         raise DataError(
-            f"{path}, line {reader.line_num}: malformed CSV ({error}); "
-            f"expected {DELIMITED}."
+            f"{path}, line {reader.line_num}: malformed CSV ({error}); expected {DELIMITED}."
         ) from None
 
 

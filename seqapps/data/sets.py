@@ -31,11 +31,12 @@ _SPLIT_WORDS = {
 }
 
 _BINARY = ["negative", "positive"]
-_SENTIMENT_SETS = {
-    "sst2": ("stsa.binary", _BINARY),
-    "sst5": ("stsa.fine", ["very negative", "negative", "neutral", "positive", "very positive"]),
-    "mr": (None, _BINARY),
+SENTIMENT_LABEL_NAMES = {
+    "sst2": _BINARY,
+    "sst5": ["very negative", "negative", "neutral", "positive", "very positive"],
+    "mr": _BINARY,
 }
+_SST_PREFIXES = {"sst2": "stsa.binary", "sst5": "stsa.fine"}
 _LANGUAGE_MODEL_SETS = {"ptb", "tinyshakespeare"}
 _MULTI30K_STEMS = {"train": "train", "validation": "val", "test": "test_2016_flickr"}
 
@@ -158,7 +159,9 @@ def _split_files(folder):
     return found
 
 
-def _one_file_per_split(folder, found, expected):
+def find_split_files(folder, expected):
+    """`{split: file}` for a folder of split files; needs a training file."""
+    found = _split_files(folder)
     for split, paths in found.items():
         if len(paths) > 1:
             names = ", ".join(p.name for p in paths)
@@ -200,9 +203,9 @@ def load_sentiment(
         `TextClassificationData`. SST-2 has 6920 / 872 / 1821 examples.
     """
     key = str(name_or_path).lower()
-    if key in _SENTIMENT_SETS:
-        prefix, label_names = _SENTIMENT_SETS[key]
-        if prefix is None:
+    if key in SENTIMENT_LABEL_NAMES:
+        label_names = SENTIMENT_LABEL_NAMES[key]
+        if key == "mr":
             examples = readers.read_polarity_pair(
                 bundled_path("rt-polarity.pos"),
                 bundled_path("rt-polarity.neg"),
@@ -213,6 +216,7 @@ def load_sentiment(
             )
         else:
             _reject_fold(fold, key)
+            prefix = _SST_PREFIXES[key]
             splits = [
                 readers.read_labelled_sentences(bundled_path(f"{prefix}.{s}"), encoding or "utf-8")
                 for s in ("train", "dev", "test")
@@ -226,7 +230,7 @@ def load_sentiment(
             if not path.exists() and not path.with_name(path.name + ".gz").exists():
                 raise DataError.missing(
                     path,
-                    f"one of the bundled sets {sorted(_SENTIMENT_SETS)}, a folder "
+                    f"one of the bundled sets {sorted(SENTIMENT_LABEL_NAMES)}, a folder "
                     f"of split files, or a file with {readers.LABELLED_SENTENCES}",
                 )
             examples, label_names = readers.read_labelled_file(path, encoding or "utf-8")
@@ -245,7 +249,7 @@ def _sentiment_folder(folder, fold, num_folds, seed, fraction, encoding):
             examples, _BINARY, folder.name, fold, num_folds, seed, fraction
         )
     expected = "split files such as 'x.train' / 'x.dev' / 'x.test', or rt-polarity.pos/.neg"
-    files = _one_file_per_split(folder, _split_files(folder), expected)
+    files = find_split_files(folder, expected)
     raw = {s: readers.read_raw_labelled(p, encoding or "utf-8") for s, p in files.items()}
     # Number the labels over all splits at once, so they agree between files.
     flat = [label for split in raw.values() for _, label in split]
@@ -287,15 +291,16 @@ def _check_classification(data):
             )
         if labels[0] < 0 or labels[-1] >= len(data.label_names):
             raise DataError(
-                f"{data.name}: {split} labels {labels} fall outside 0.."
-                f"{len(data.label_names) - 1}."
+                f"{data.name}: {split} labels {labels} fall outside 0..{len(data.label_names) - 1}."
             )
 
 
 # --- language models ---------------------------------------------------------
 
 
-def load_language_model(name_or_path="ptb", *, level=None, encoding="utf-8", validation_fraction=0.1):
+def load_language_model(
+    name_or_path="ptb", *, level=None, encoding="utf-8", validation_fraction=0.1
+):
     """Loads a corpus as token lists.
 
     Args:
@@ -315,7 +320,9 @@ def load_language_model(name_or_path="ptb", *, level=None, encoding="utf-8", val
     """
     key = str(name_or_path).lower()
     if key == "ptb":
-        files = {s: bundled_path(f"ptb.{w}.txt") for s, w in zip(SPLITS, ("train", "valid", "test"))}
+        files = {
+            s: bundled_path(f"ptb.{w}.txt") for s, w in zip(SPLITS, ("train", "valid", "test"))
+        }
         return _language_model_splits(files, level or "word", encoding, validation_fraction, key)
     if key == "tinyshakespeare":
         files = {"train": bundled_path("tinyshakespeare.txt")}
@@ -323,14 +330,20 @@ def load_language_model(name_or_path="ptb", *, level=None, encoding="utf-8", val
     path = Path(name_or_path)
     if path.is_dir():
         expected = "text files named like 'x.train.txt' / 'x.valid.txt' / 'x.test.txt'"
-        files = _one_file_per_split(path, _split_files(path), expected)
-        return _language_model_splits(files, level or "word", encoding, validation_fraction, path.name)
+        files = find_split_files(path, expected)
+        return _language_model_splits(
+            files, level or "word", encoding, validation_fraction, path.name
+        )
     if not path.exists() and not path.with_name(path.name + ".gz").exists():
         raise DataError.missing(
-            path, f"one of the bundled sets {sorted(_LANGUAGE_MODEL_SETS)}, a folder of split files, or a text file"
+            path,
+            f"one of the bundled sets {sorted(_LANGUAGE_MODEL_SETS)}, "
+            "a folder of split files, or a text file",
         )
     files = {"train": path}
-    return _language_model_splits(files, level or "char", encoding, validation_fraction, _stem(path))
+    return _language_model_splits(
+        files, level or "char", encoding, validation_fraction, _stem(path)
+    )
 
 
 def _language_model_splits(files, level, encoding, fraction, name):
@@ -409,7 +422,9 @@ def load_translation(
             )
         splits = {
             split: readers.read_parallel(
-                _multi30k_file(stem, source, tokenized), _multi30k_file(stem, target, tokenized), encoding
+                _multi30k_file(stem, source, tokenized),
+                _multi30k_file(stem, target, tokenized),
+                encoding,
             )
             for split, stem in _MULTI30K_STEMS.items()
         }
@@ -423,9 +438,7 @@ def load_translation(
     for split in SPLITS:
         if not splits[split]:
             raise DataError(f"{name}: the {split} split is empty; expected sentence pairs.")
-    return ParallelData(
-        splits["train"], splits["validation"], splits["test"], source, target, name
-    )
+    return ParallelData(splits["train"], splits["validation"], splits["test"], source, target, name)
 
 
 def _parse_pair(pair):
@@ -449,7 +462,11 @@ def _translation_from(data, source, target, tokenized, encoding, tsv_languages):
     if path.is_dir():
         return _multi30k_folder(path, source, target, tokenized, encoding), path.name
     if tsv_languages is None:
-        tsv_languages = ("en", target if source == "en" else source) if "en" in (source, target) else (source, target)
+        tsv_languages = (
+            ("en", target if source == "en" else source)
+            if "en" in (source, target)
+            else (source, target)
+        )
     tsv_languages = tuple(lang.lower() for lang in tsv_languages)
     if {source, target} != set(tsv_languages):
         raise ValueError(
@@ -468,7 +485,9 @@ def _multi30k_folder(folder, source, target, tokenized, encoding):
     found = _split_files(folder)
     splits = {}
     for split in SPLITS:
-        paths = [_pick_language_file(found.get(split, []), lang, tokenized) for lang in (source, target)]
+        paths = [
+            _pick_language_file(found.get(split, []), lang, tokenized) for lang in (source, target)
+        ]
         if None in paths:
             if split == "train":
                 raise DataError(
@@ -497,7 +516,9 @@ def _pick_language_file(paths, lang, tokenized):
 
 def _carve_pairs(pairs, seed, validation_fraction, test_fraction):
     """Seeded train/validation/test split that keeps each source in one split."""
-    if not (0 < validation_fraction and 0 < test_fraction and validation_fraction + test_fraction < 1):
+    if not (
+        0 < validation_fraction and 0 < test_fraction and validation_fraction + test_fraction < 1
+    ):
         raise ValueError(
             "validation_fraction and test_fraction must be positive and sum below 1; "
             f"got {validation_fraction} and {test_fraction}."

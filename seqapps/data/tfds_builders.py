@@ -13,8 +13,9 @@ de-en, en-de-raw, de-en-raw).
 
 Each builder reads its splits with `seqapps.data.sets`, so a TFDS split is
 exactly the corresponding `load_*` split. To build from your own copy of
-the files instead, point `manual_dir` at a folder in the format the
-matching `load_*` function accepts:
+the files instead, point `manual_dir` at a folder: for the sentiment and
+Multi30k builders, one the matching `load_*` function accepts as a path;
+for PTB, `ptb.{train,valid,test}.txt`; for tiny-shakespeare, one text file.
 
     tfds.load("seqapps_sst2", data_dir=..., download_and_prepare_kwargs={
         "download_config": tfds.download.DownloadConfig(manual_dir=folder)})
@@ -27,7 +28,9 @@ import dataclasses
 
 import tensorflow_datasets as tfds
 
+from seqapps.data import readers
 from seqapps.data import sets
+from seqapps.data.errors import DataError
 
 _VERSION = tfds.core.Version("1.0.0")
 _RELEASE_NOTES = {"1.0.0": "First release: the files bundled with seqapps."}
@@ -70,6 +73,9 @@ _MULTI30K_CITATION = """\
   booktitle={Proceedings of the 5th Workshop on Vision and Language}, year={2016}}"""
 
 
+_PTB_FILES = "ptb.train.txt, ptb.valid.txt and ptb.test.txt (optionally .gz)"
+
+
 def _manual_dir(dl_manager):
     """The user's `manual_dir` if they gave a non-empty one, else None."""
     try:
@@ -110,7 +116,7 @@ class _SentimentBuilder(_SeqappsBuilder, skip_registration=True):
     CITATION = _SST_CITATION
 
     def _info(self):
-        label_names = sets._SENTIMENT_SETS[self.SOURCE][1]
+        label_names = sets.SENTIMENT_LABEL_NAMES[self.SOURCE]
         features = tfds.features.FeaturesDict(
             {"text": tfds.features.Text(), "label": tfds.features.ClassLabel(names=label_names)}
         )
@@ -185,13 +191,17 @@ class SeqappsPtb(_SeqappsBuilder):
     def _split_generators(self, dl_manager):
         folder = _manual_dir(dl_manager)
         if folder is None:
-            files = {s: sets.bundled_path(f"ptb.{w}.txt") for s, w in zip(sets.SPLITS, ("train", "valid", "test"))}
+            words = ("train", "valid", "test")
+            files = {s: sets.bundled_path(f"ptb.{w}.txt") for s, w in zip(sets.SPLITS, words)}
         else:
-            files = sets._one_file_per_split(folder, sets._split_files(folder), "ptb.{train,valid,test}.txt")
+            files = sets.find_split_files(folder, "ptb.{train,valid,test}.txt")
+            missing = [split for split in sets.SPLITS if split not in files]
+            if missing:
+                raise DataError(f"{folder}: no {' or '.join(missing)} file; expected {_PTB_FILES}.")
         return {split: self._sentences(files[split]) for split in sets.SPLITS}
 
     def _sentences(self, path):
-        lines = sets.readers.read_text(path).split("\n")
+        lines = readers.read_text(path).split("\n")
         return self._generate_examples({"text": line.strip()} for line in lines if line.strip())
 
 
@@ -209,10 +219,14 @@ class SeqappsTinyshakespeare(_SeqappsBuilder):
         )
 
     def _split_generators(self, dl_manager):
-        path = _manual_dir(dl_manager)
-        if path is not None:
-            path = next(p for p in sorted(path.iterdir()) if p.is_file())
-        data = sets.load_language_model(str(path) if path else "tinyshakespeare", level="char")
+        source = "tinyshakespeare"
+        folder = _manual_dir(dl_manager)
+        if folder is not None:
+            files = [p for p in sorted(folder.iterdir()) if p.is_file() and p.name[0] != "."]
+            if len(files) != 1:
+                raise DataError(f"{folder}: expected exactly one text file (input.txt).")
+            source = files[0]
+        data = sets.load_language_model(source, level="char")
         return {
             split: self._generate_examples([{"text": "".join(getattr(data, split))}])
             for split in sets.SPLITS

@@ -134,9 +134,7 @@ def build_word_vectorizer(
     `min_count` times map to "[UNK]" (id 1); id 0 is padding.
     """
     counts = count_tokens(texts, resolve_standardize(standardize, lowercase))
-    vocabulary = vocabulary_from_counts(
-        counts, min_count=min_count, max_tokens=max_tokens
-    )
+    vocabulary = vocabulary_from_counts(counts, min_count=min_count, max_tokens=max_tokens)
     return vectorizer_from_vocabulary(
         vocabulary,
         max_tokens=max_tokens,
