@@ -112,6 +112,8 @@ def search(tuner, *fit_args, **fit_kwargs):
         tuner.search(*fit_args, **fit_kwargs)
     except RuntimeError as error:  # raised by keras-tuner after too many failed trials
         raise RuntimeError(f"tuning failed: {error}") from error
+    if _is_worker():
+        return []  # a worker only runs trials; the chief holds the oracle and the results
     table = results_table(tuner)
     failed = [row for row in table if row["status"] in ("FAILED", "INVALID")]
     if failed:
