@@ -128,7 +128,6 @@ def peak_memory_child(variant, cell, batch, steps, dim, units):
             with open("/proc/self/statm") as f:
                 return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
-        [o.numpy() for o in step(x)]  # trace + compile outside the measurement
         baseline, peak_rss, done = rss_mib(), [0.0], threading.Event()
 
         def sample():
