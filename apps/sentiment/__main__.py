@@ -24,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 DEFAULTS = dict(
     data="sst2", model="rnn", cell="lstm", units=150, layers=1, bidirectional=True,
     embedding_dim=300, dropout=0.5, pooling="max", max_vocab=None, min_count=1,
-    max_length=400, fold=None,
+    max_length=400, fold=None, static_shapes=False,
 )
 BUCKETS = [8, 16, 24, 32, 48, 64]
 
@@ -59,8 +59,18 @@ def encoded_dataset(examples, vectorizer, max_length):
 
 
 def batches(examples, vectorizer, config, batch_size, *, shuffle, seed=0):
+    import tensorflow as tf
+
     from seqapps.data import padded_batches
 
+    if config.get("static_shapes"):
+        # TPU / XLA: every batch exactly [batch_size, max_length]; the last partial batch is
+        # dropped for training (evaluation keeps it: it runs outside the compiled step).
+        ds = encoded_dataset(examples, vectorizer, config["max_length"]).cache()
+        if shuffle:
+            ds = ds.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.padded_batch(batch_size, padded_shapes=([config["max_length"]], []), drop_remainder=shuffle)
+        return ds.prefetch(tf.data.AUTOTUNE)
     return padded_batches(
         encoded_dataset(examples, vectorizer, config["max_length"]),
         batch_size,
@@ -381,6 +391,7 @@ def add_model_arguments(p):
     p.add_argument("--max-vocab", type=int, default=None, help="keep the most frequent N tokens (default: all)")
     p.add_argument("--min-count", type=int, default=1, help="drop training tokens seen fewer times (default 1)")
     p.add_argument("--max-length", type=int, default=400, help="truncate inputs to N tokens (default 400)")
+    p.add_argument("--static-shapes", action="store_true", help="pad every batch to --max-length and drop partial training batches (TPU/XLA: no dynamic shapes)")
 
 
 def parser():
