@@ -19,6 +19,8 @@ import pathlib
 
 import keras
 
+from seqapps.cli import add_training_arguments  # noqa: F401  (re-exported)
+
 HISTORY = "history.csv"
 CONFIG = "config.json"
 METRICS = "metrics.json"
@@ -181,22 +183,6 @@ def distribution_strategy(name="default"):
 
 def configure_precision(mixed_precision):
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed_precision else "float32")
-
-
-def add_training_arguments(parser, *, epochs, batch_size, learning_rate, patience=3):
-    """The options every app's `train` (and `tune`) accepts."""
-    parser.add_argument("--run-dir", required=True, help="folder for config, checkpoints, logs, metrics")
-    parser.add_argument("--epochs", type=int, default=epochs, help=f"maximum epochs (default {epochs})")
-    parser.add_argument("--batch-size", type=int, default=batch_size, help=f"global batch size (default {batch_size})")
-    parser.add_argument("--learning-rate", type=float, default=learning_rate, help=f"Adam learning rate (default {learning_rate})")
-    parser.add_argument("--clipnorm", type=float, default=5.0, help="clip each gradient to this global norm (default 5; 0 = off)")
-    parser.add_argument("--patience", type=int, default=patience, help=f"early-stopping patience in epochs (default {patience}; 0 = off)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed for weights, shuffling and dropout (default 0)")
-    parser.add_argument("--strategy", default="default", choices=["default", "mirrored", "multiworker", "tpu"], help="tf.distribute strategy (default: one device)")
-    parser.add_argument("--mixed-precision", action="store_true", help="compute in float16 with float32 weights")
-    parser.add_argument("--jit", action="store_true", help="compile the training step with XLA")
-    parser.add_argument("--overwrite", action="store_true", help="discard an existing run in --run-dir instead of resuming it")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def make_optimizer(learning_rate, clipnorm):

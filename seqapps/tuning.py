@@ -26,6 +26,8 @@ import pathlib
 
 import keras_tuner as kt
 
+from seqapps.cli import add_tuning_arguments  # noqa: F401  (re-exported)
+
 TUNERS = ("random", "bayesian", "hyperband")
 
 
@@ -181,18 +183,3 @@ def distributed_env(role, *, oracle_ip="127.0.0.1", oracle_port=8000, worker_ind
         "KERASTUNER_ORACLE_IP": oracle_ip,
         "KERASTUNER_ORACLE_PORT": str(oracle_port),
     }
-
-
-def add_tuning_arguments(parser, *, objective, direction):
-    parser.add_argument("--tuner", default="random", choices=TUNERS, help="search algorithm (default random)")
-    parser.add_argument("--max-trials", type=int, default=10, help="trials for random/bayesian (default 10)")
-    parser.add_argument("--objective", default=objective, help=f"metric to optimize (default {objective})")
-    parser.add_argument("--direction", default=direction, choices=["min", "max"], help=f"(default {direction})")
-    parser.add_argument(
-        "--distributed", choices=["chief", "worker"],
-        help="keras-tuner chief/worker mode; the oracle address comes from --oracle-ip/--oracle-port",
-    )
-    parser.add_argument("--oracle-ip", default="127.0.0.1")
-    parser.add_argument("--oracle-port", type=int, default=8000)
-    parser.add_argument("--worker-index", type=int, default=0, help="this worker's number (tuner0, tuner1, ...)")
-    parser.add_argument("--no-retrain", action="store_true", help="skip retraining and exporting the best configuration")

@@ -22,8 +22,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEFAULTS = dict(
-    data="sst2", model="rnn", cell="lstm", units=150, layers=1, bidirectional=True,
-    embedding_dim=300, dropout=0.5, pooling="max", max_vocab=None, min_count=1,
+    data="sst2", model="rnn", cell="lstm", units=64, layers=1, bidirectional=True,
+    embedding_dim=128, dropout=0.6, pooling="max", max_vocab=None, min_count=2,
     max_length=400, fold=None, static_shapes=False,
 )
 BUCKETS = [8, 16, 24, 32, 48, 64]
@@ -382,28 +382,27 @@ def add_model_arguments(p):
     p.add_argument("--fold", type=int, default=None, help="test fold 0-9 for data without a test split (MR); default 0")
     p.add_argument("--model", default="rnn", choices=["rnn", "bow"], help="recurrent model or the bag-of-words baseline")
     p.add_argument("--cell", default=DEFAULTS["cell"], choices=["lstm", "gru", "simple"], help="recurrent cell (default lstm)")
-    p.add_argument("--units", type=int, default=DEFAULTS["units"], help="hidden units per direction (default 150)")
+    p.add_argument("--units", type=int, default=DEFAULTS["units"], help=f"hidden units per direction (default {DEFAULTS['units']})")
     p.add_argument("--layers", type=int, default=DEFAULTS["layers"], help="stacked recurrent layers (default 1)")
     p.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=True, help="read the sentence both ways (default on)")
-    p.add_argument("--embedding-dim", type=int, default=DEFAULTS["embedding_dim"], help="word vector size (default 300)")
-    p.add_argument("--dropout", type=float, default=DEFAULTS["dropout"], help="dropout on embeddings and features (default 0.5)")
+    p.add_argument("--embedding-dim", type=int, default=DEFAULTS["embedding_dim"], help=f"word vector size (default {DEFAULTS['embedding_dim']})")
+    p.add_argument("--dropout", type=float, default=DEFAULTS["dropout"], help=f"dropout on embeddings and features (default {DEFAULTS['dropout']})")
     p.add_argument("--pooling", default=DEFAULTS["pooling"], choices=["last", "max", "mean", "attention"], help="how the sequence becomes one vector (default max)")
     p.add_argument("--max-vocab", type=int, default=None, help="keep the most frequent N tokens (default: all)")
-    p.add_argument("--min-count", type=int, default=1, help="drop training tokens seen fewer times (default 1)")
+    p.add_argument("--min-count", type=int, default=DEFAULTS["min_count"], help=f"training tokens seen fewer times become [UNK] (default {DEFAULTS['min_count']})")
     p.add_argument("--max-length", type=int, default=400, help="truncate inputs to N tokens (default 400)")
     p.add_argument("--static-shapes", action="store_true", help="pad every batch to --max-length and drop partial training batches (TPU/XLA: no dynamic shapes)")
 
 
 def parser():
-    from seqapps.training import add_training_arguments
-    from seqapps.tuning import add_tuning_arguments
+    from seqapps.cli import add_training_arguments, add_tuning_arguments
 
     top = argparse.ArgumentParser(prog="python -m apps.sentiment", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = top.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     p = verbs.add_parser("train", help="train a classifier into a run folder (resumable)")
     add_model_arguments(p)
-    add_training_arguments(p, epochs=15, batch_size=32, learning_rate=1e-3, patience=4)
+    add_training_arguments(p, epochs=15, batch_size=50, learning_rate=5e-4, patience=4)
     p.set_defaults(run=train)
 
     p = verbs.add_parser("evaluate", help="accuracy, macro-F1 and confusion matrix of a trained run")
@@ -422,7 +421,7 @@ def parser():
 
     p = verbs.add_parser("tune", help="keras-tuner search; retrains and exports the best model")
     add_model_arguments(p)
-    add_training_arguments(p, epochs=6, batch_size=32, learning_rate=1e-3, patience=2)
+    add_training_arguments(p, epochs=6, batch_size=50, learning_rate=5e-4, patience=2)
     add_tuning_arguments(p, objective="val_accuracy", direction="max")
     p.set_defaults(run=tune)
 
@@ -436,7 +435,7 @@ def parser():
 def run(argv=None):
     """Runs one verb and returns its result (for use from Python and tests)."""
     args = parser().parse_args(argv)
-    from seqapps.data import DataError
+    from seqapps.data import DataError  # (imports TensorFlow: only once the options are valid)
 
     try:
         return args.run(args)

@@ -9,7 +9,7 @@ import keras
 from seqapps.pooling import SequencePooling
 
 
-def build_bow_model(vocab_size, num_classes, *, embedding_dim=300, dropout=0.5, **_):
+def build_bow_model(vocab_size, num_classes, *, embedding_dim=128, dropout=0.6, **_):
     ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(ids)
     x = SequencePooling("mean", name="mean_pool")(x)
