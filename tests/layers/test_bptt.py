@@ -1,0 +1,262 @@
+"""The hand-written BPTT of seqapps.layers.fused vs TF autodiff and finite differences."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from seqapps.layers import fused
+
+from .common import assert_close
+
+# --- plain step-by-step versions (autodiff reference) ----------------------------------
+
+
+def _carry(m, new, old):
+    return m * new + (1.0 - m) * old
+
+
+def plain_simple_rnn(xw, u, h0, mask):
+    h, hs = h0, []
+    for t in range(xw.shape[0]):
+        h = _carry(mask[t], tf.tanh(xw[t] + h @ u), h)
+        hs.append(h)
+    return tf.stack(hs)
+
+
+def plain_lstm(xw, u, h0, c0, mask):
+    h, c, hs, cs = h0, c0, [], []
+    for t in range(xw.shape[0]):
+        zi, zf, zc, zo = tf.split(xw[t] + h @ u, 4, axis=-1)
+        c_new = tf.sigmoid(zf) * c + tf.sigmoid(zi) * tf.tanh(zc)
+        h_new = tf.sigmoid(zo) * tf.tanh(c_new)
+        h, c = _carry(mask[t], h_new, h), _carry(mask[t], c_new, c)
+        hs.append(h)
+        cs.append(c)
+    return tf.stack(hs), tf.stack(cs)
+
+
+def plain_gru(xw, u, rec_bias, h0, mask, reset_after):
+    h, hs = h0, []
+    units = h0.shape[-1]
+    for t in range(xw.shape[0]):
+        xz, xr, xh = tf.split(xw[t], 3, axis=-1)
+        uz, ur, uh = u[:, :units], u[:, units : 2 * units], u[:, 2 * units :]
+        if reset_after:
+            bz, br, bh = tf.split(rec_bias, 3)
+            z = tf.sigmoid(xz + h @ uz + bz)
+            r = tf.sigmoid(xr + h @ ur + br)
+            cand = tf.tanh(xh + r * (h @ uh + bh))
+        else:
+            z = tf.sigmoid(xz + h @ uz)
+            r = tf.sigmoid(xr + h @ ur)
+            cand = tf.tanh(xh + (r * h) @ uh)
+        h = _carry(mask[t], z * h + (1.0 - z) * cand, h)
+        hs.append(h)
+    return tf.stack(hs)
+
+
+# Each case: (gates, fused function, plain function, names of the differentiable inputs).
+# Both functions take the differentiable inputs then the time-major mask ([T, B, 1] or None).
+CASES = {
+    "simple_rnn": (
+        1, fused.simple_rnn_recurrence,
+        lambda xw, u, h0, m: plain_simple_rnn(xw, u, h0, m), ["xw", "u", "h0"],
+    ),
+    "lstm": (
+        4, fused.lstm_recurrence,
+        lambda xw, u, h0, c0, m: plain_lstm(xw, u, h0, c0, m), ["xw", "u", "h0", "c0"],
+    ),
+    "gru_reset_after": (
+        3, lambda xw, u, b, h0, m: fused.gru_recurrence(xw, u, b, h0, m, reset_after=True),
+        lambda xw, u, b, h0, m: plain_gru(xw, u, b, h0, m, True), ["xw", "u", "b", "h0"],
+    ),
+    "gru_reset_after_nobias": (
+        3, lambda xw, u, h0, m: fused.gru_recurrence(xw, u, None, h0, m, reset_after=True),
+        lambda xw, u, h0, m: plain_gru(xw, u, tf.zeros([3 * h0.shape[-1]], xw.dtype), h0, m,
+                                       True),
+        ["xw", "u", "h0"],
+    ),
+    "gru_reset_before": (
+        3, lambda xw, u, h0, m: fused.gru_recurrence(xw, u, None, h0, m, reset_after=False),
+        lambda xw, u, h0, m: plain_gru(xw, u, None, h0, m, False), ["xw", "u", "h0"],
+    ),
+}
+
+
+def _plain_mask(mask, like):
+    return tf.ones(like.shape[:2] + (1,), like.dtype) if mask is None else mask
+
+
+MASKS = {
+    "nomask": None,
+    "mask": np.array([[1, 1, 1, 1], [1, 1, 0, 0], [0, 1, 0, 1]], dtype=bool),
+    "allpad_row": np.array([[1, 1, 1, 1], [0, 0, 0, 0], [1, 0, 0, 0]], dtype=bool),
+}
+
+
+def _inputs(kind, steps, batch, units, dtype, rng, mask):
+    gates = CASES[kind][0]
+    values = {
+        "xw": rng.normal(size=(steps, batch, gates * units)),
+        "u": rng.normal(0, 0.7, size=(units, gates * units)),
+        "b": rng.normal(size=(gates * units,)),
+        "h0": rng.normal(0, 0.5, size=(batch, units)),
+        "c0": rng.normal(0, 0.5, size=(batch, units)),
+    }
+    args = [tf.constant(values[n], dtype=dtype) for n in CASES[kind][3]]
+    if mask is None:
+        return args, None  # the fused loops' unmasked fast path
+    return args, tf.constant(mask.T[..., None], dtype=dtype)  # [T, B, 1]
+
+
+def _loss_weights(kind, steps, batch, units, dtype, rng, last_only):
+    def one():
+        w = rng.normal(size=(steps, batch, units))
+        if last_only:
+            w[:-1] = 0.0
+        return tf.constant(w, dtype=dtype)
+
+    return [one(), one()] if kind == "lstm" else [one()]
+
+
+def _value_and_grads(fn, args, mask, proj, plain=False):
+    if plain:
+        mask = _plain_mask(mask, args[0])
+    with tf.GradientTape() as tape:
+        tape.watch(args)
+        outs = fn(*args, mask)
+        outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+        loss = sum(tf.reduce_sum(o * p) for o, p in zip(outs, proj))
+    return outs, loss, tape.gradient(loss, args)
+
+
+@pytest.mark.parametrize(
+    "mask_name,last_only",
+    [("nomask", False), ("mask", False), ("allpad_row", True)],
+    ids=["nomask-all_steps", "mask-all_steps", "allpad_row-last_step"],
+)
+@pytest.mark.parametrize("kind", list(CASES))
+def test_matches_autodiff(kind, mask_name, last_only):
+    steps, batch, units = 4, 3, 5
+    rng = np.random.default_rng(0)
+    args, mask = _inputs(kind, steps, batch, units, tf.float32, rng, MASKS[mask_name])
+    proj = _loss_weights(kind, steps, batch, units, tf.float32, rng, last_only)
+    _, fused_fn, plain_fn, names = CASES[kind]
+    outs_f, _, grads_f = _value_and_grads(fused_fn, args, mask, proj)
+    outs_p, _, grads_p = _value_and_grads(plain_fn, args, mask, proj, plain=True)
+    for a, b in zip(outs_f, outs_p):
+        assert_close(a, b)
+    for name, a, b in zip(names, grads_f, grads_p):
+        assert a is not None, name
+        assert_close(a, b, atol=2e-5, msg=name)
+    # Padded steps receive no gradient through the input projection.
+    if MASKS[mask_name] is not None:
+        pad = ~MASKS[mask_name].T  # [T, B]
+        assert np.all(np.asarray(grads_f[0])[pad] == 0.0)
+
+
+def test_lstm_only_hidden_sequence_used():
+    """The cell-state output unused: its upstream gradient is None/zero and must be handled."""
+    rng = np.random.default_rng(1)
+    args, mask = _inputs("lstm", 4, 2, 3, tf.float32, rng, None)
+    proj = tf.constant(rng.normal(size=(4, 2, 3)), tf.float32)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(args)
+        hs_f, _ = fused.lstm_recurrence(*args, mask)
+        loss_f = tf.reduce_sum(hs_f * proj)
+        hs_p, _ = plain_lstm(*args, _plain_mask(mask, args[0]))
+        loss_p = tf.reduce_sum(hs_p * proj)
+    for a, b in zip(tape.gradient(loss_f, args), tape.gradient(loss_p, args)):
+        assert_close(a, b, atol=2e-5)
+
+
+@pytest.mark.parametrize("kind", list(CASES))
+def test_matches_autodiff_in_tf_function(kind):
+    steps, batch, units = 5, 2, 3
+    rng = np.random.default_rng(2)
+    mask_np = np.array([[1, 1, 1, 0, 0], [0, 1, 1, 1, 1]], dtype=bool)
+    args, mask = _inputs(kind, steps, batch, units, tf.float32, rng, mask_np)
+    proj = _loss_weights(kind, steps, batch, units, tf.float32, rng, False)
+    _, fused_fn, plain_fn, _ = CASES[kind]
+
+    @tf.function
+    def run(args, mask):
+        return _value_and_grads(fused_fn, list(args), mask, proj)[2]
+
+    for a, b in zip(run(args, mask), _value_and_grads(plain_fn, args, mask, proj, plain=True)[2]):
+        assert_close(a, b, atol=2e-5)
+
+
+@pytest.mark.parametrize("kind", list(CASES))
+def test_float64_central_differences(kind):
+    """float64 through tf.custom_gradient, checked against central finite differences."""
+    mask_name = "nomask" if kind in ("simple_rnn", "gru_reset_after_nobias") else "mask"
+    steps, batch, units = 4, 3, 2
+    rng = np.random.default_rng(3)
+    args, mask = _inputs(kind, steps, batch, units, tf.float64, rng, MASKS[mask_name])
+    proj = _loss_weights(kind, steps, batch, units, tf.float64, rng, False)
+    _, fused_fn, _, names = CASES[kind]
+    outs, loss, grads = _value_and_grads(fused_fn, args, mask, proj)
+    assert all(o.dtype == tf.float64 for o in outs)
+    assert loss.dtype == tf.float64
+    for g in grads:
+        assert g.dtype == tf.float64
+
+    def loss_at(values):
+        res = fused_fn(*[tf.constant(v) for v in values], mask)
+        res = list(res) if isinstance(res, (list, tuple)) else [res]
+        return float(sum(tf.reduce_sum(o * p) for o, p in zip(res, proj)))
+
+    eps = 1e-6
+    base = [a.numpy() for a in args]
+    for i, name in enumerate(names):
+        numeric = np.zeros_like(base[i])
+        for idx in np.ndindex(base[i].shape):
+            plus = [b.copy() for b in base]
+            minus = [b.copy() for b in base]
+            plus[i][idx] += eps
+            minus[i][idx] -= eps
+            numeric[idx] = (loss_at(plus) - loss_at(minus)) / (2 * eps)
+        assert_close(grads[i], numeric, atol=1e-7, rtol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("kind", list(CASES))
+def test_single_step_sequence(kind):
+    rng = np.random.default_rng(4)
+    args, mask = _inputs(kind, 1, 2, 3, tf.float32, rng, None)
+    proj = _loss_weights(kind, 1, 2, 3, tf.float32, rng, False)
+    _, fused_fn, plain_fn, _ = CASES[kind]
+    for a, b in zip(
+        _value_and_grads(fused_fn, args, mask, proj)[2],
+        _value_and_grads(plain_fn, args, mask, proj, plain=True)[2],
+    ):
+        assert_close(a, b, atol=2e-5)
+
+
+@pytest.mark.parametrize("kind", list(CASES))
+def test_uncompiled_loops_match_autodiff(kind):
+    """`compiled_loops(False)` (no XLA) gives the same values and gradients."""
+    rng = np.random.default_rng(5)
+    args, mask = _inputs(kind, 4, 3, 5, tf.float32, rng, MASKS["mask"])
+    proj = _loss_weights(kind, 4, 3, 5, tf.float32, rng, False)
+    _, fused_fn, plain_fn, names = CASES[kind]
+    with fused.compiled_loops(False):
+        outs_f, _, grads_f = _value_and_grads(fused_fn, args, mask, proj)
+    outs_p, _, grads_p = _value_and_grads(plain_fn, args, mask, proj, plain=True)
+    for a, b in zip(outs_f, outs_p):
+        assert_close(a, b)
+    for name, a, b in zip(names, grads_f, grads_p):
+        assert_close(a, b, atol=2e-5, msg=name)
+
+
+@pytest.mark.parametrize("kind", list(CASES))
+def test_all_ones_mask_equals_no_mask(kind):
+    rng = np.random.default_rng(6)
+    args, _ = _inputs(kind, 4, 2, 3, tf.float32, rng, None)
+    ones = tf.ones((4, 2, 1), tf.float32)
+    proj = _loss_weights(kind, 4, 2, 3, tf.float32, rng, False)
+    fused_fn = CASES[kind][1]
+    outs_a, _, grads_a = _value_and_grads(fused_fn, args, None, proj)
+    outs_b, _, grads_b = _value_and_grads(fused_fn, args, ones, proj)
+    for a, b in zip(outs_a + grads_a, outs_b + grads_b):
+        assert_close(a, b, atol=1e-6)
