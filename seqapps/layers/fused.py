@@ -53,6 +53,28 @@ def _jitted(fn):
     return tf.function(fn, jit_compile=True, reduce_retracing=True, autograph=False)
 
 
+def _first_order_only(upstream, grads):
+    """Passes the hand-written gradients through; differentiating them again raises.
+
+    The forward loop's saved activations are constants to the backward pass, so a gradient
+    of the gradient (gradient penalties, Hessian-vector products) would come out silently
+    wrong. Saying so is better; the reference path supports it. `upstream` (the incoming
+    gradient) ties this op to whatever an outer tape is watching.
+    """
+
+    @tf.custom_gradient
+    def identity(upstream, *grads):
+        def second_order(*_):
+            raise NotImplementedError(
+                "second-order gradients are not available on the fused RNN path; build the "
+                "layer with implementation='reference' for gradient penalties or Hessian products"
+            )
+
+        return [tf.identity(g) for g in grads], second_order
+
+    return identity(upstream, *grads)
+
+
 def _run(fn, *args):
     """Calls `fn` compiled with XLA when allowed (plain otherwise).
 
@@ -161,7 +183,9 @@ def simple_rnn_recurrence(xw, recurrent_kernel, h0, mask=None):
     @tf.custom_gradient
     def run(xw, u, h0):
         hs = _run(_simple_rnn_forward, xw, u, h0, mask)
-        return hs, lambda d_hs: _run(_simple_rnn_backward, d_hs, u, h0, hs, mask)
+        return hs, lambda d_hs: _first_order_only(
+            d_hs, _run(_simple_rnn_backward, d_hs, u, h0, hs, mask)
+        )
 
     return run(xw, recurrent_kernel, h0)
 
@@ -227,7 +251,8 @@ def lstm_recurrence(xw, recurrent_kernel, h0, c0, mask=None):
         hs, cs, acts, tanh_cs = _run(_lstm_forward, xw, u, h0, c0, mask)
 
         def grad(d_hs, d_cs):
-            return _run(_lstm_backward, d_hs, d_cs, u, h0, c0, hs, cs, acts, tanh_cs, mask)
+            grads = _run(_lstm_backward, d_hs, d_cs, u, h0, c0, hs, cs, acts, tanh_cs, mask)
+            return _first_order_only(d_hs, grads)
 
         return (hs, cs), grad
 
@@ -319,9 +344,10 @@ def gru_recurrence(xw, recurrent_kernel, recurrent_bias, h0, mask=None, reset_af
         hs, gates, extra_seq = _run(_gru_forward, xw, u, recurrent_bias, h0, mask, reset_after)
 
         def grad(d_hs):
-            return _run(
+            grads = _run(
                 _gru_backward, d_hs, u, recurrent_bias, h0, hs, gates, extra_seq, mask, reset_after
             )
+            return _first_order_only(d_hs, grads)
 
         return hs, grad
 
