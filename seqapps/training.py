@@ -157,11 +157,13 @@ def write_metrics(run_dir, metrics, key=None):
     return data
 
 
-def distribution_strategy(name="default"):
+def distribution_strategy(name="default", *, custom_loop=False):
     """`tf.distribute` strategy by name: default | mirrored | multiworker | tpu.
 
     multiworker reads the cluster from `TF_CONFIG`; tpu resolves the TPU from the
-    environment (`TPU_NAME` or a local TPU VM).
+    environment (`TPU_NAME` or a local TPU VM). Keras 3's `Model.fit` cannot drive
+    MultiWorkerMirroredStrategy (keras-team/keras#20585): multiworker is refused for `fit`
+    unless the caller runs its own `strategy.run` loop (`custom_loop=True`).
     """
     import tensorflow as tf
 
@@ -170,6 +172,12 @@ def distribution_strategy(name="default"):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multiworker":
+        if not custom_loop:
+            raise ValueError(
+                "--strategy multiworker: Keras 3's Model.fit does not support "
+                "MultiWorkerMirroredStrategy (keras-team/keras#20585, open upstream); our layers "
+                "do (tests/test_distribute.py trains two workers with a strategy.run loop)"
+            )
         if "TF_CONFIG" not in os.environ:
             raise ValueError("--strategy multiworker needs TF_CONFIG describing the cluster")
         return tf.distribute.MultiWorkerMirroredStrategy()
