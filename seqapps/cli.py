@@ -2,13 +2,13 @@
 `python -m apps.<app> VERB --help` answers at once."""
 
 
-def add_training_arguments(parser, *, epochs, batch_size, learning_rate, patience=3):
+def add_training_arguments(parser, *, epochs, batch_size, learning_rate, patience=3, clipnorm=5.0):
     """The options every app's `train` (and `tune`) accepts."""
     parser.add_argument("--run-dir", required=True, help="folder for config, checkpoints, logs, metrics")
     parser.add_argument("--epochs", type=int, default=epochs, help=f"maximum epochs (default {epochs})")
     parser.add_argument("--batch-size", type=int, default=batch_size, help=f"global batch size (default {batch_size})")
-    parser.add_argument("--learning-rate", type=float, default=learning_rate, help=f"Adam learning rate (default {learning_rate})")
-    parser.add_argument("--clipnorm", type=float, default=5.0, help="clip each gradient to this global norm (default 5; 0 = off)")
+    parser.add_argument("--learning-rate", type=float, default=learning_rate, help=f"learning rate (default {learning_rate})")
+    parser.add_argument("--clipnorm", type=float, default=clipnorm, help=f"clip the gradients to this global norm (default {clipnorm}; 0 = off)")
     parser.add_argument("--patience", type=int, default=patience, help=f"early-stopping patience in epochs (default {patience}; 0 = off)")
     parser.add_argument("--seed", type=int, default=0, help="random seed for weights, shuffling and dropout (default 0)")
     parser.add_argument("--strategy", default="default", choices=["default", "mirrored", "multiworker", "tpu"], help="tf.distribute strategy (default: one device)")
@@ -27,7 +27,7 @@ def add_tuning_arguments(parser, *, objective, direction):
         "--distributed", choices=["chief", "worker"],
         help="keras-tuner chief/worker mode; the oracle address comes from --oracle-ip/--oracle-port",
     )
-    parser.add_argument("--oracle-ip", default="127.0.0.1")
-    parser.add_argument("--oracle-port", type=int, default=8000)
+    parser.add_argument("--oracle-ip", default="127.0.0.1", help="address of the chief's oracle (the chief listens on it; default 127.0.0.1)")
+    parser.add_argument("--oracle-port", type=int, default=8000, help="port of the chief's oracle (default 8000)")
     parser.add_argument("--worker-index", type=int, default=0, help="this worker's number (tuner0, tuner1, ...)")
     parser.add_argument("--no-retrain", action="store_true", help="skip retraining and exporting the best configuration")

@@ -119,7 +119,7 @@ def _decode(step_fn, initial_state, select, start_token, end_token, max_length,
 
     loop_vars = (
         tf.constant(0),
-        tf.fill([batch], tf.cast(start_token, tf.int32)),
+        _start_tokens(start_token, batch),
         initial_state,
         tf.zeros([batch], tf.bool),
         tf.zeros([batch], tf.int32),
@@ -188,28 +188,57 @@ def filter_logits(logits, top_k=0, top_p=1.0):
     if not (use_top_k or use_top_p):
         return logits
 
+    if not use_top_p:
+        return _top_k_filter(logits, top_k)  # no full sort needed
+    if static_k is not None and static_p is not None:
+        return _sorted_filter(logits, top_k, top_p, use_top_k)
+    # Values only known at run time (e.g. signature inputs): pay for what is asked.
+    top_k, top_p = tf.cast(top_k, tf.int32), tf.cast(top_p, tf.float32)
+    return tf.cond(
+        top_p < 1.0,
+        lambda: _sorted_filter(logits, top_k, top_p, True),
+        lambda: tf.cond(top_k > 0, lambda: _top_k_filter(logits, top_k), lambda: logits),
+    )
+
+
+def _top_k_filter(logits, top_k):
+    """Keeps the k best logits of each row: one partial top-k, no full sort."""
+    n, vocab = tf.shape(logits)[0], tf.shape(logits)[1]
+    k = tf.clip_by_value(tf.cast(top_k, tf.int32), 1, vocab)
+    _, best = tf.math.top_k(logits, k=k)  # stable: ties keep the lower index, as argmax
+    rows = tf.tile(tf.range(n)[:, tf.newaxis], [1, k])
+    keep = tf.scatter_nd(tf.stack([rows, best], -1), tf.ones_like(best, tf.bool), [n, vocab])
+    keep = tf.logical_or(keep, tf.cast(top_k, tf.int32) <= 0)
+    return tf.where(keep, logits, tf.cast(-float("inf"), logits.dtype))
+
+
+def _sorted_filter(logits, top_k, top_p, use_top_k):
+    """Top-k and nucleus together, from one full descending sort."""
     vocab = tf.shape(logits)[-1]
-    # One full descending sort serves both filters. top_k is stable, so tied
-    # logits stay in index order and rank 0 is argmax's choice.
+    # top_k is stable, so tied logits stay in index order and rank 0 is argmax's choice.
     sorted_logits, order = tf.math.top_k(logits, k=vocab)
     rank = tf.range(vocab)[tf.newaxis, :]
     keep = tf.ones_like(sorted_logits, tf.bool)
     if use_top_k:
         top_k = tf.cast(top_k, tf.int32)
         keep = tf.logical_and(keep, tf.logical_or(top_k <= 0, rank < top_k))
-    if use_top_p:
-        top_p = tf.cast(top_p, tf.float32)
-        kept_logits = tf.where(keep, tf.cast(sorted_logits, tf.float32), -float("inf"))
-        probs = tf.nn.softmax(kept_logits, axis=-1)
-        # Probability mass strictly before each token: the token that crosses
-        # top_p is still kept, the ones after it are not.
-        before = tf.math.cumsum(probs, axis=-1, exclusive=True)
-        in_nucleus = tf.logical_or(before < top_p, top_p >= 1.0)
-        keep = tf.logical_and(keep, in_nucleus)
+    top_p = tf.cast(top_p, tf.float32)
+    kept_logits = tf.where(keep, tf.cast(sorted_logits, tf.float32), -float("inf"))
+    probs = tf.nn.softmax(kept_logits, axis=-1)
+    # Probability mass strictly before each token: the token that crosses
+    # top_p is still kept, the ones after it are not.
+    before = tf.math.cumsum(probs, axis=-1, exclusive=True)
+    in_nucleus = tf.logical_or(before < top_p, top_p >= 1.0)
+    keep = tf.logical_and(keep, in_nucleus)
     keep = tf.logical_or(keep, tf.equal(rank, 0))
     # Back from sorted to vocabulary order: argsort(order) is its inverse.
     keep = tf.gather(keep, tf.argsort(order, axis=-1, stable=True), batch_dims=1)
     return tf.where(keep, logits, tf.cast(-float("inf"), logits.dtype))
+
+
+def _start_tokens(start_token, batch):
+    """`start_token` may be one id for every row, or `[B]` ids (e.g. each prompt's last token)."""
+    return tf.broadcast_to(tf.cast(start_token, tf.int32), [batch])
 
 
 def _seed_tensor(seed):
@@ -395,7 +424,7 @@ def beam_search(step_fn, initial_state, *, start_token, end_token, max_length,
     first_beam = tf.concat([[0.0], tf.fill([k - 1], neg_inf)], axis=0)
     loop_vars = (
         tf.constant(0),
-        tf.fill([batch * k], tf.cast(start_token, tf.int32)),
+        tf.repeat(_start_tokens(start_token, batch), k),  # rows are batch-major: b*k + j
         initial_state,
         tf.tile(first_beam[tf.newaxis], [batch, 1]),
         tf.zeros([batch, k], tf.bool),

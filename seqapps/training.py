@@ -78,10 +78,12 @@ def standard_callbacks(run_dir, *, monitor="val_loss", mode="auto", patience=3, 
 
     `BackupAndRestore` keeps the last finished epoch's weights, optimizer state and epoch
     counter; a killed or interrupted `fit` called again with the same folder continues there.
+    The backup is kept after a run finishes, so the same command with a larger `--epochs`
+    extends it.
     """
     run_dir = pathlib.Path(run_dir)
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
         keras.callbacks.ModelCheckpoint(
             str(run_dir / BEST), monitor=monitor, mode=mode, save_best_only=True
         ),
