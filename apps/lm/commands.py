@@ -1,0 +1,411 @@
+"""The verbs of the language-model app as Python functions (the CLI calls these, same names).
+
+    train(run_dir, data="ptb", ...)       evaluate(run_dir, ...)       export(run_dir, out)
+    generate(prompts, run_dir=|export_dir=, ...)    complete(prompt, ...)    score(sentences, ...)
+    tune(run_dir, ...)    gradient_flow(...), cells(...), embeddings(...) in apps.lm.diagnostics
+"""
+
+import json
+import math
+import pathlib
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from apps.lm import model as lm_model
+from apps.lm.config import LEVEL_DEFAULTS
+from apps.lm.corpus import Codec, load_corpus
+from apps.lm.evaluation import RecurrentLM, evaluate_stream
+from apps.lm.ngram import FILE as NGRAM_FILE
+from apps.lm.ngram import KneserNey
+from apps.lm.serving import DEFAULT_MAX_TOKENS_CAP, LanguageModelServer, NgramServer
+from seqapps import training
+from seqapps.data import bptt_windows
+
+BEST = training.BEST
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+# --- callbacks ----------------------------------------------------------------------------
+
+
+class ResetStates(keras.callbacks.Callback):
+    """Truncated BPTT: zero the carried state at the start of every epoch and evaluation."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        lm_model.reset_states(self.model)
+
+    def on_test_begin(self, logs=None):
+        lm_model.reset_states(self.model)
+
+    def on_predict_begin(self, logs=None):
+        lm_model.reset_states(self.model)
+
+
+class LanguageModelLogs(keras.callbacks.Callback):
+    """Adds perplexity (and bits per char) to the epoch logs, and measures tokens/s.
+
+    Must come before CSVLogger/TensorBoard so they see the added keys. These per-epoch
+    numbers average window losses as Keras does; the exact ones are in metrics.json."""
+
+    def __init__(self, level, tokens_per_step):
+        super().__init__()
+        self.level, self.tokens_per_step = level, tokens_per_step
+        self.tokens_per_sec = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start, self.steps = time.perf_counter(), 0
+        self.last = self.start
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        self.last = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        elapsed, validation = self.last - self.start, time.perf_counter() - self.last
+        self.tokens_per_sec = self.steps * self.tokens_per_step / max(elapsed, 1e-9)
+        for prefix in ("", "val_"):
+            if f"{prefix}loss" in (logs or {}):
+                loss = logs[f"{prefix}loss"]
+                logs[f"{prefix}perplexity"] = math.exp(min(loss, 700.0))
+                if self.level == "char":
+                    logs[f"{prefix}bpc"] = loss / math.log(2)
+        log(f"epoch {epoch + 1}: {elapsed:.0f} s training ({self.tokens_per_sec:,.0f} tokens/s), {validation:.0f} s validation")
+
+
+class TimeLimit(keras.callbacks.Callback):
+    """Stops training after `minutes` of training (the epoch then ends and is validated)."""
+
+    def __init__(self, minutes):
+        super().__init__()
+        self.seconds, self.start = minutes * 60.0, None
+
+    def on_train_begin(self, logs=None):
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.perf_counter() - self.start > self.seconds:
+            self.model.stop_training = True
+
+
+# --- configuration ------------------------------------------------------------------------
+
+
+def resolve_config(level, vocab_size, **options):
+    """Options left at None take the level's defaults; returns the run's config dict."""
+    config = dict(LEVEL_DEFAULTS[level])
+    config.update({k: v for k, v in options.items() if v is not None})
+    config.update(level=level, vocab_size=int(vocab_size))
+    if config.get("embedding_dim") is None:
+        config["embedding_dim"] = config["units"]
+    return config
+
+
+def make_optimizer(name, learning_rate, clipnorm):
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate=learning_rate, global_clipnorm=clipnorm or None)
+    if name == "adam":
+        return training.make_optimizer(learning_rate, clipnorm)
+    raise ValueError(f"optimizer must be 'sgd' or 'adam'; got {name!r}")
+
+
+def build_training_model(config, jit=False):
+    model = lm_model.build_model(lm_model.model_config(config), batch_size=config["batch_size"], stateful=True)
+    model.compile(
+        optimizer=make_optimizer(config["optimizer"], config["learning_rate"], config["clipnorm"]),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=bool(jit),
+    )
+    return model
+
+
+def windows(ids, config, drop_remainder):
+    return bptt_windows(ids, config["batch_size"], config["bptt"], drop_remainder=drop_remainder)
+
+
+# --- train / evaluate ---------------------------------------------------------------------
+
+
+def train(run_dir, data=None, *, level=None, model=None, order=None, cell=None, units=None, layers=None,
+          embedding_dim=None, dropout=None, tie_weights=None, bptt=None, batch_size=None, epochs=None,
+          optimizer=None, learning_rate=None, clipnorm=None, lr_decay=None, patience=3, min_count=None,
+          max_vocab=None, seed=None, eval_batch_size=1, max_minutes=None, steps_per_epoch=None,
+          strategy="default", mixed_precision=False, jit=False, overwrite=False, quiet=False,
+          tensorboard=True, callbacks=()):
+    """Trains an RNN (or fits an n-gram) language model in `run_dir`; resumes a run there.
+
+    Returns the metrics dict (exact validation/test perplexity, bpc at char level)."""
+    options = dict(data=data, level=level, model=model, order=order, cell=cell, units=units, layers=layers,
+                   embedding_dim=embedding_dim, dropout=dropout, tie_weights=tie_weights, bptt=bptt,
+                   batch_size=batch_size, epochs=epochs, optimizer=optimizer, learning_rate=learning_rate,
+                   clipnorm=clipnorm, lr_decay=lr_decay, min_count=min_count, max_vocab=max_vocab, seed=seed)
+    previous = pathlib.Path(run_dir) / training.CONFIG
+    if previous.exists() and not overwrite:  # resuming: options not given are the run's own
+        options = {**json.loads(previous.read_text()), **{k: v for k, v in options.items() if v is not None}}
+    options = {**dict(data="ptb", model="rnn", order=5, min_count=1, seed=0), **{k: v for k, v in options.items() if v is not None}}
+    training.set_seed(options["seed"])
+    corpus = load_corpus(options["data"], level=options.get("level"), min_count=options["min_count"],
+                         max_vocab=options.get("max_vocab"))
+    codec = corpus.codec
+    common = {k: options.get(k) for k in ("model", "min_count", "max_vocab", "seed")}
+    common["data"] = str(options["data"])
+    model = options["model"]
+    if model == "ngram":
+        config = dict(common, level=codec.level, vocab_size=codec.vocab_size, order=int(options["order"]))
+    elif model == "rnn":
+        rnn_keys = [*LEVEL_DEFAULTS["word"], "embedding_dim"]
+        config = resolve_config(codec.level, codec.vocab_size, **{k: options.get(k) for k in rnn_keys}, **common)
+    else:
+        raise ValueError(f"model must be 'rnn' or 'ngram'; got {model!r}")
+    run_dir = training.prepare_run_dir(run_dir, config, overwrite=overwrite, ignore=("epochs",))
+    codec.save(run_dir)
+    log(f"{corpus.name} ({codec.level} level): {len(corpus.train):,} / {len(corpus.validation):,} / "
+        f"{len(corpus.test):,} tokens, vocabulary {codec.vocab_size:,}")
+
+    if model == "ngram":
+        start = time.perf_counter()
+        lm = KneserNey(config["order"], codec.vocab_size).fit(corpus.train)
+        lm.save(run_dir / NGRAM_FILE)
+        seconds = time.perf_counter() - start
+        log(f"Kneser-Ney {config['order']}-gram: {lm.num_ngrams()} n-grams, fitted in {seconds:.1f} s")
+        metrics = _evaluate_splits(lm, corpus, ("validation", "test"))
+        metrics["train_seconds"] = seconds
+        return training.write_metrics(run_dir, metrics)
+
+    strategy_obj = training.distribution_strategy(strategy)
+    if strategy_obj.num_replicas_in_sync > 1:
+        raise ValueError("stateful truncated BPTT carries one state per stream; train on one replica "
+                         "(--strategy default)")
+    training.configure_precision(mixed_precision)
+    with strategy_obj.scope():
+        net = build_training_model(config, jit)
+    train_ds = windows(corpus.train, config, drop_remainder=True)
+    val_ds = windows(corpus.validation, config, drop_remainder=False)
+    if steps_per_epoch:
+        train_ds = train_ds.take(steps_per_epoch)
+    logs_cb = LanguageModelLogs(codec.level, config["batch_size"] * config["bptt"])
+    standard = training.standard_callbacks(run_dir, monitor="val_loss", patience=patience, tensorboard=tensorboard)
+    for cb in standard:  # keep the backup after the last epoch: `train --epochs N+k` continues
+        if isinstance(cb, keras.callbacks.BackupAndRestore):
+            cb.delete_checkpoint = False
+    extra = []
+    if config["lr_decay"] and config["lr_decay"] < 1:
+        extra.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=config["lr_decay"],
+                                                       patience=0, min_lr=1e-6, verbose=0 if quiet else 1))
+    if max_minutes:
+        extra.append(TimeLimit(max_minutes))
+    done = training.finished_epochs(run_dir)
+    if done:
+        log(f"resuming {run_dir}: {done} epoch(s) recorded")
+    start = time.perf_counter()
+    net.fit(train_ds, validation_data=val_ds, epochs=config["epochs"],
+            callbacks=[ResetStates(), logs_cb, *standard, *extra, *callbacks], verbose=0 if quiet else 1)
+    seconds = time.perf_counter() - start
+    training.plot_learning_curves(run_dir)
+    lm = load_recurrent_lm(run_dir, config, batch_size=eval_batch_size)
+    metrics = _evaluate_splits(lm, corpus, ("validation", "test"))
+    metrics.update(train_seconds=seconds, epochs_finished=training.finished_epochs(run_dir))
+    if logs_cb.tokens_per_sec:
+        metrics["train_tokens_per_sec"] = logs_cb.tokens_per_sec
+    return training.write_metrics(run_dir, metrics)
+
+
+def _evaluate_splits(lm, corpus, splits):
+    metrics, done = {}, []
+    for split in splits:
+        ids = corpus.split(split)
+        same = next((s for s, other in done if len(other) == len(ids) and np.array_equal(other, ids)), None)
+        if same is not None:  # e.g. a corpus whose test split is its validation split
+            metrics[split] = dict(metrics[same], same_as=same)
+            continue
+        start = time.perf_counter()
+        report = evaluate_stream(lm, ids, corpus.codec.level)
+        report["seconds"] = time.perf_counter() - start
+        metrics[split] = report
+        done.append((split, ids))
+        bpc = f", {report['bpc']:.3f} bits/char" if "bpc" in report else ""
+        log(f"{split}: perplexity {report['perplexity']:.2f} (loss {report['nll']:.4f} nats/token{bpc}) "
+            f"over {report['tokens']:,} tokens")
+    return metrics
+
+
+def load_recurrent_lm(run_dir, config=None, *, batch_size=1, window=256):
+    """The best checkpoint of a run as a state build wrapped for evaluation/scoring."""
+    config = config or training.load_config(run_dir)
+    path = pathlib.Path(run_dir) / BEST
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: train the run first (it is written after an epoch)")
+    trained = keras.saving.load_model(path, compile=False)
+    state = lm_model.build_model(lm_model.model_config(config), state_io=True)
+    lm_model.copy_weights(trained, state)
+    return RecurrentLM(state, config, batch_size=batch_size, window=window)
+
+
+def load_run(run_dir, *, batch_size=1):
+    """(config, codec, lm) of a trained run; lm is a RecurrentLM or a KneserNey."""
+    config = training.load_config(run_dir)
+    codec = Codec.load(run_dir)
+    if config["model"] == "ngram":
+        return config, codec, KneserNey.load(pathlib.Path(run_dir) / NGRAM_FILE)
+    return config, codec, load_recurrent_lm(run_dir, config, batch_size=batch_size)
+
+
+def evaluate(run_dir, *, data=None, splits=("validation", "test"), batch_size=1):
+    """Exact perplexity (and bpc) of a trained run on the given splits of its (or other) data."""
+    config, codec, lm = load_run(run_dir, batch_size=batch_size)
+    corpus = load_corpus(data or config["data"], level=codec.level, codec=codec)
+    metrics = _evaluate_splits(lm, corpus, splits)
+    training.write_metrics(run_dir, metrics, key="evaluate")
+    return metrics
+
+
+# --- inference: in memory or from an export -------------------------------------------------
+
+
+def server_for(run_dir=None, export_dir=None, **server_options):
+    """An object with .generate_filtered / .score / .next_tokens for a run or an export."""
+    if export_dir is not None:
+        return ExportedServer(export_dir)
+    config, codec, lm = load_run(run_dir)
+    if config["model"] == "ngram":
+        return NgramServer(lm, codec, **server_options)
+    return LanguageModelServer(lm.model, config, codec, **server_options)
+
+
+class ExportedServer:
+    """The SavedModel's signatures behind the same method names as the in-memory server."""
+
+    def __init__(self, export_dir):
+        from seqapps.export import latest_version_dir
+
+        self.path = latest_version_dir(export_dir)
+        self.loaded = tf.saved_model.load(str(self.path))
+        self.metadata = json.loads((self.path / "metadata.json").read_text())
+        self.max_tokens_cap = self.metadata.get("max_tokens_cap", DEFAULT_MAX_TOKENS_CAP)
+
+    def generate_filtered(self, prompt, max_tokens, temperature, seed, top_k, top_p):
+        fn = self.loaded.signatures["generate_filtered"]
+        return fn(prompt=tf.constant(prompt), max_tokens=tf.constant(max_tokens, tf.int32),
+                  temperature=tf.constant(temperature, tf.float32), seed=tf.constant(seed, tf.int64),
+                  top_k=tf.constant(top_k, tf.int32), top_p=tf.constant(top_p, tf.float32))
+
+    def score(self, sentences):
+        return self.loaded.signatures["score"](sentences=tf.constant(sentences))
+
+    def next_tokens(self, prompt, k):
+        return self.loaded.signatures["next_tokens"](prompt=tf.constant(prompt), k=tf.constant(k, tf.int32))
+
+
+def _text(value):
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _np(result):
+    return {k: np.asarray(v) for k, v in result.items()}
+
+
+def check_generation_options(max_tokens, temperature, top_k, top_p, cap):
+    """Clear errors / warnings for the CLI; the graph clips the same values silently."""
+    if max_tokens < 0:
+        raise ValueError(f"max_tokens must be >= 0; got {max_tokens}")
+    if max_tokens > cap:
+        log(f"max_tokens={max_tokens:,} is above the cap of {cap:,}: generating {cap:,} tokens "
+            "(raise the cap with --max-tokens-cap)")
+        max_tokens = cap
+    if not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy); got {temperature}")
+    if top_k < 0:
+        raise ValueError(f"top_k must be >= 0 (0 = off); got {top_k}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1] (1 = off); got {top_p}")
+    return max_tokens
+
+
+def generate(prompts, *, run_dir=None, export_dir=None, max_tokens=100, temperature=1.0, top_k=0,
+             top_p=1.0, seed=None, max_tokens_cap=DEFAULT_MAX_TOKENS_CAP, server=None):
+    """Continues each prompt; temperature 0 is greedy. Returns [{prompt, text, tokens, ...}]."""
+    server = server or server_for(run_dir, export_dir, max_tokens_cap=max_tokens_cap)
+    cap = getattr(server, "max_tokens_cap", max_tokens_cap)
+    max_tokens = check_generation_options(max_tokens, temperature, top_k, top_p, cap)
+    if seed is None:
+        seed = int(np.random.default_rng().integers(2**31))
+    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    out = _np(server.generate_filtered(prompts, max_tokens, temperature, seed, top_k, top_p))
+    separator = _separator(server)
+    results = []
+    for i, prompt in enumerate(prompts):
+        n, text = int(out["num_tokens"][i]), _text(out["text"][i])
+        full = f"{prompt}{separator}{text}" if prompt and text else prompt or text
+        results.append({"prompt": prompt, "text": text, "full_text": full, "num_tokens": n,
+                        "tokens": [_text(t) for t in out["tokens"][i][:n]],
+                        "num_unknown": int(out["num_unknown"][i]), "seed": seed})
+    return results
+
+
+def complete(prompt, *, run_dir=None, export_dir=None, steps=5, k=5, server=None):
+    """The seeds' sentence completion: at each step the k most likely next tokens, take the
+    best, append it, repeat. Returns [{candidates: [(token, prob)], chosen}] per step."""
+    server = server or server_for(run_dir, export_dir)
+    steps = max(0, min(int(steps), getattr(server, "max_tokens_cap", DEFAULT_MAX_TOKENS_CAP)))
+    separator = _separator(server)
+    text, result = prompt, []
+    for _ in range(steps):
+        out = _np(server.next_tokens([text], k))
+        candidates = [(_text(t), float(np.exp(lp))) for t, lp in zip(out["tokens"][0], out["log_probs"][0])]
+        chosen = candidates[0][0]
+        text = f"{text}{separator}{chosen}" if text else chosen
+        result.append({"candidates": candidates, "chosen": chosen, "text": text})
+    return result
+
+
+def _separator(server):
+    if isinstance(server, ExportedServer):
+        return " " if server.metadata.get("level") == "word" else ""
+    return server.codec.separator
+
+
+def score(sentences, *, run_dir=None, export_dir=None, server=None):
+    """Log-probability, per-token log-probs and perplexity of each sentence, best first."""
+    server = server or server_for(run_dir, export_dir)
+    sentences = [sentences] if isinstance(sentences, str) else list(sentences)
+    out = _np(server.score(sentences))
+    results = []
+    for i, sentence in enumerate(sentences):
+        n = int(out["num_tokens"][i])
+        results.append({"sentence": sentence, "log_prob": float(out["log_prob"][i]), "num_tokens": n,
+                        "perplexity": float(out["perplexity"][i]),
+                        "tokens": [_text(t) for t in out["tokens"][i][:n]],
+                        "token_log_probs": [float(x) for x in out["token_log_probs"][i][:n]],
+                        "num_unknown": int(out["num_unknown"][i])})
+    return sorted(results, key=lambda r: -r["log_prob"])
+
+
+# --- export -------------------------------------------------------------------------------
+
+
+def export(run_dir, out, *, max_tokens_cap=DEFAULT_MAX_TOKENS_CAP, top_k=0, top_p=1.0, version=None):
+    """Writes a SavedModel (generate, generate_filtered, score, next_tokens) to `out/<version>/`."""
+    from seqapps.export import export_saved_model
+
+    config, codec, lm = load_run(run_dir)
+    if config["model"] != "rnn":
+        raise ValueError("only RNN runs export as SavedModels; the n-gram answers in Python (generate/score)")
+    server = LanguageModelServer(lm.model, config, codec, max_tokens_cap=max_tokens_cap, top_k=top_k, top_p=top_p)
+    metrics_path = pathlib.Path(run_dir) / training.METRICS
+    metadata = {
+        "app": "lm", "level": codec.level, "data": config["data"], "vocab_size": codec.vocab_size,
+        "boundary_token": codec.vocabulary[codec.boundary_id], "unknown_token": codec.vocabulary[codec.unk_id],
+        "max_tokens_cap": max_tokens_cap, "default_top_k": top_k, "default_top_p": top_p,
+        "config": config, "metrics": json.loads(metrics_path.read_text()) if metrics_path.exists() else {},
+        "usage": "generate(prompt, max_tokens, temperature, seed) -> text; score(sentences) -> log_prob "
+                 "(natural log, boundary token before, <eos> after at word level); next_tokens(prompt, k)",
+    }
+    path = export_saved_model(out, server.endpoints(), track=[lm.model, server.table], metadata=metadata, version=version)
+    log(f"exported to {path}")
+    return path
