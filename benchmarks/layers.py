@@ -5,6 +5,7 @@
 
 All three are timed in one run, on the same machine, with the same weights:
   * ours     — `seqapps.layers.X` (fused path: one input matmul + hand-written BPTT; cuDNN on GPU)
+  * ours+xla — the same with the loops compiled by XLA (`compiled_loops(True)`)
   * keras    — `keras.layers.X` with our weights copied in (cuDNN on GPU for LSTM/GRU)
   * floor    — only the matrix products any implementation must do, with distinct operands
                (TF's optimizer merges identical ops): the input projection, T sequential
@@ -41,6 +42,7 @@ def build_step(variant, cell, batch, steps, dim, units):
     if variant == "floor":
         return floor_step(cell, x, units), x
     layer_cls = getattr(keras.layers if variant == "keras" else seqapps.layers, KERAS_NAMES[cell])
+    compiled = variant == "ours+xla"
     layer = layer_cls(units, return_sequences=True)
     layer.build((batch, steps, dim))
     reference = getattr(keras.layers, KERAS_NAMES[cell])(units, return_sequences=True)
@@ -50,7 +52,7 @@ def build_step(variant, cell, batch, steps, dim, units):
 
     @tf.function
     def step(x):
-        with tf.GradientTape() as tape:
+        with seqapps.layers.compiled_loops(compiled), tf.GradientTape() as tape:
             tape.watch(x)
             loss = tf.reduce_sum(tf.square(layer(x)))
         return tape.gradient(loss, [x] + weights)
@@ -170,19 +172,21 @@ def main(argv=None):
 
     device = "GPU" if tf.config.list_physical_devices("GPU") else f"CPU ({os.cpu_count()} cores)"
     print(f"device: {device}; B={args.batch} D={args.dim} H={args.units}; median of {args.repeats}")
-    print(f"{'cell':<11}{'T':>5}{'ours ms':>10}{'keras ms':>10}{'floor ms':>10}{'ours/keras':>12}{'ours/floor':>12}")
+    print(f"{'cell':<11}{'T':>5}{'ours ms':>10}{'+xla ms':>10}{'keras ms':>10}{'floor ms':>10}"
+          f"{'ours/keras':>12}{'xla/keras':>11}{'ours/floor':>12}")
     results = []
     for cell in args.cells:
         for steps in args.steps:
             ms = {}
-            for variant in ("ours", "keras", "floor"):
+            for variant in ("ours", "ours+xla", "keras", "floor"):
                 step, x = build_step(variant, cell, args.batch, steps, args.dim, args.units)
                 ms[variant] = 1000 * time_step(step, x, args.repeats)
             row = dict(cell=cell, steps=steps, **ms)
             results.append(row)
             print(
-                f"{cell:<11}{steps:>5}{ms['ours']:>10.1f}{ms['keras']:>10.1f}{ms['floor']:>10.1f}"
-                f"{ms['ours'] / ms['keras']:>12.2f}{ms['ours'] / ms['floor']:>12.2f}",
+                f"{cell:<11}{steps:>5}{ms['ours']:>10.1f}{ms['ours+xla']:>10.1f}{ms['keras']:>10.1f}"
+                f"{ms['floor']:>10.1f}{ms['ours'] / ms['keras']:>12.2f}"
+                f"{ms['ours+xla'] / ms['keras']:>11.2f}{ms['ours'] / ms['floor']:>12.2f}",
                 flush=True,
             )
     if not args.no_memory:

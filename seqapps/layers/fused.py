@@ -22,19 +22,22 @@ and returns the state after every step, `hs [T, B, H]` (and LSTM's last cell sta
 Only the default activations (tanh, sigmoid) have hand-written derivatives; layers fall back
 to the reference step function for anything else.
 
-On CPU a loop step is a dozen small element-wise ops, and TF's executor pays a fixed cost
-for each; so both loops are compiled with XLA (`jit_compile`), which fuses a step's
-element-wise work into a few kernels. They compile once per input shape (a fraction of a
-second). `compiled_loops(False)` turns this off, e.g. while tracing a SavedModel meant for a
-serving binary without XLA.
+On CPU a loop step is a dozen small element-wise ops and TF's executor pays a fixed cost for
+each. `compiled_loops(True)` (or SEQAPPS_COMPILE_LOOPS=1 for a whole process) compiles both
+loops with XLA, which fuses a step's element-wise work. XLA compiles once per input shape
+(a fraction of a second each), so it pays off for fixed shapes (BPTT windows, static-shape
+training) and costs more than it saves with length-bucketed batches, where every batch
+has a new length: it is off by default.
 """
 
 import contextlib
 import functools
+import os
 
 import tensorflow as tf
 
-_COMPILE_LOOPS = [True]
+# SEQAPPS_COMPILE_LOOPS=1 turns the XLA compilation on for a whole process.
+_COMPILE_LOOPS = [os.environ.get("SEQAPPS_COMPILE_LOOPS", "0") == "1"]
 
 
 @contextlib.contextmanager

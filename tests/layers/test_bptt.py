@@ -234,13 +234,13 @@ def test_single_step_sequence(kind):
 
 
 @pytest.mark.parametrize("kind", list(CASES))
-def test_uncompiled_loops_match_autodiff(kind):
-    """`compiled_loops(False)` (no XLA) gives the same values and gradients."""
+def test_xla_compiled_loops_match_autodiff(kind):
+    """`compiled_loops(True)` (XLA; off by default) gives the same values and gradients."""
     rng = np.random.default_rng(5)
     args, mask = _inputs(kind, 4, 3, 5, tf.float32, rng, MASKS["mask"])
     proj = _loss_weights(kind, 4, 3, 5, tf.float32, rng, False)
     _, fused_fn, plain_fn, names = CASES[kind]
-    with fused.compiled_loops(False):
+    with fused.compiled_loops(True):
         outs_f, _, grads_f = _value_and_grads(fused_fn, args, mask, proj)
     outs_p, _, grads_p = _value_and_grads(plain_fn, args, mask, proj, plain=True)
     for a, b in zip(outs_f, outs_p):
