@@ -191,9 +191,6 @@ def train(run_dir, data=None, *, level=None, model=None, order=None, cell=None, 
         train_ds = train_ds.take(steps_per_epoch)
     logs_cb = LanguageModelLogs(codec.level, config["batch_size"] * config["bptt"])
     standard = training.standard_callbacks(run_dir, monitor="val_loss", patience=patience, tensorboard=tensorboard)
-    for cb in standard:  # keep the backup after the last epoch: `train --epochs N+k` continues
-        if isinstance(cb, keras.callbacks.BackupAndRestore):
-            cb.delete_checkpoint = False
     extra = []
     if config["lr_decay"] and config["lr_decay"] < 1:
         extra.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=config["lr_decay"],
