@@ -1,0 +1,26 @@
+"""Translation: an RNN encoder-decoder with optional attention (none / Bahdanau / Luong).
+
+    model.py       the Keras model (encoder, three decoders, the inference step)
+    text.py        tokenization, vocabularies, tf.data pipelines
+    translator.py  strings -> strings in one graph: decoding loops, export, attention plot
+    evaluation.py  BLEU (tokenized lowercase and sacrebleu detokenized) and chrF
+    commands.py    the verbs: train, evaluate, translate, export, tune
+    __main__.py    the command line (`python -m apps.translation --help`)
+
+This module stays light (no TensorFlow import), so `--help` is instant.
+"""
+
+# What a run is made of; these keys go to config.json and must match when a run resumes.
+DEFAULTS = dict(
+    pair="en-de", data=None, raw=False, max_train=None,
+    cell="gru", units=256, embedding_dim=256, layers=1, bidirectional=True,
+    attention="bahdanau", dropout=0.3, label_smoothing=0.1,
+    min_count=2, max_vocab=None, max_length=50,
+)
+
+
+def run(argv=None):
+    """`python -m apps.translation ARGV...` from Python; returns the verb's result."""
+    from apps.translation.__main__ import run as run_cli
+
+    return run_cli(argv)

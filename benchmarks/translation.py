@@ -1,0 +1,128 @@
+"""Multi30k en->de: the default translator against the no-attention bottleneck, in one run.
+
+    python benchmarks/translation.py                              # full: default settings
+    python benchmarks/translation.py --minutes 60                 # each variant <= 60 min
+    python benchmarks/translation.py --epochs 1 --max-train 2000  # smoke test (minutes)
+
+Trains each variant with `python -m apps.translation train` (same code path, same
+defaults: Bahdanau attention, bidirectional GRU encoder, 256 units, early stopping on
+validation loss), then
+prints, on the 1000 sentences of test 2016:
+
+- tokenized lowercase BLEU (what Multi30k papers quote) and sacrebleu's detokenized BLEU
+  with its signature, plus chrF; greedy vs beam-5, with sentences/s of each on this machine;
+- tokenized BLEU by source length: the seeds' claim is that without attention the long
+  sentences suffer (the whole source must squeeze through one fixed-size vector);
+- wall time of training.
+
+Targets (issue #6): with attention >= 35 tokenized BLEU (>= 30 within 60 minutes on 2
+CPU cores). Results land in `<out>/benchmark.json` and, as a Markdown table, in
+`<out>/benchmark.md` (for the README).
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from apps.translation.__main__ import run  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="runs/benchmark-translation",
+                   help="folder for the run folders and results (default runs/benchmark-translation)")
+    p.add_argument("--variants", default="bahdanau,none",
+                   help="comma-separated attention variants to train (default bahdanau,none: "
+                        "the default configuration and the bottleneck; luong also possible)")
+    p.add_argument("--epochs", type=int, default=15, help="maximum epochs per variant (default 15)")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="training time budget per variant, in minutes (default: none)")
+    p.add_argument("--max-train", type=int, default=None,
+                   help="train on a seeded subset of N pairs (smoke runs; default all 29000)")
+    p.add_argument("--beam", type=int, default=5, help="beam width compared with greedy (default 5)")
+    p.add_argument("--pair", default="en-de", help="language pair (default en-de)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="retrain from scratch instead of resuming/reusing the run folders")
+    p.add_argument("--train-args", default="",
+                   help="extra options passed to `train`, e.g. \"--units 512 --cell lstm\"")
+    return p.parse_args(argv)
+
+
+def train_variant(args, attention):
+    run_dir = pathlib.Path(args.out) / f"{args.pair}-{attention}"
+    argv = ["train", "--run-dir", str(run_dir), "--pair", args.pair, "--attention", attention,
+            "--epochs", str(args.epochs), "--beam", str(args.beam), "--quiet"]
+    if args.minutes:
+        argv += ["--max-minutes", str(args.minutes)]
+    if args.max_train:
+        argv += ["--max-train", str(args.max_train)]
+    if args.overwrite:
+        argv.append("--overwrite")
+    argv += args.train_args.split()
+    print(f"\n=== {attention}: python -m apps.translation {' '.join(argv)}", flush=True)
+    start = time.time()
+    report = run(argv)
+    report["wall_seconds"] = round(time.time() - start, 1)
+    report["run_dir"] = str(run_dir)
+    return report
+
+
+def markdown(results, beam):
+    beam_key = f"beam{beam}"
+    lines = [
+        f"| variant | epochs | train min | BLEU tok-lc greedy | BLEU tok-lc beam-{beam} | "
+        f"sacreBLEU detok beam-{beam} | chrF beam-{beam} | greedy sent/s | beam-{beam} sent/s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        g, b = r["test"]["greedy"], r["test"][beam_key]
+        lines.append(
+            f"| {name} | {r['epochs_finished']} | {r['train_seconds_this_session'] / 60:.1f} | "
+            f"{g['bleu_tok_lc']:.2f} | {b['bleu_tok_lc']:.2f} | {b['bleu_detok']:.2f} | "
+            f"{b['chrf']:.2f} | {g['sentences_per_second']:.0f} | {b['sentences_per_second']:.0f} |")
+    first = next(iter(results.values()))["test"][beam_key]
+    buckets = list(first["by_source_length"])
+    lines += ["", f"BLEU tok-lc (beam-{beam}) by source length in tokens (sentences per bucket in brackets):", "",
+              "| variant | " + " | ".join(f"{b} ({first['by_source_length'][b]['sentences']})" for b in buckets) + " |",
+              "|---|" + "---|" * len(buckets)]
+    for name, r in results.items():
+        table = r["test"][beam_key]["by_source_length"]
+        lines.append(f"| {name} | " + " | ".join(f"{table[b]['bleu_tok_lc']:.2f}" for b in buckets) + " |")
+    lines += ["", f"sacreBLEU signature: `{first['bleu_detok_signature']}`",
+              f"chrF signature: `{first['chrf_signature']}`"]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for attention in variants:
+        results[attention] = train_variant(args, attention)
+
+    import tensorflow as tf
+
+    print("\n" + "=" * 100)
+    print(f"Multi30k {args.pair} test 2016, {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} CPUs, TensorFlow {tf.__version__}"
+          + (f", training subset {args.max_train} pairs" if args.max_train else ""))
+    table = markdown(results, args.beam)
+    print(table)
+    (out / "benchmark.md").write_text(table + "\n")
+    (out / "benchmark.json").write_text(json.dumps(
+        {"args": vars(args), "results": results}, indent=2, default=str) + "\n")
+    print(f"\nresults: {out / 'benchmark.json'}, {out / 'benchmark.md'}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
