@@ -73,19 +73,32 @@ def load_config(run_dir):
     return json.loads(path.read_text())
 
 
-def standard_callbacks(run_dir, *, monitor="val_loss", mode="auto", patience=3, tensorboard=True):
+def standard_callbacks(
+    run_dir, *, monitor="val_loss", mode="auto", patience=3, tensorboard=True, start_from_epoch=0
+):
     """Resume, best checkpoint, early stopping, TensorBoard, CSV history, NaN guard.
 
     `BackupAndRestore` keeps the last finished epoch's weights, optimizer state and epoch
     counter; a killed or interrupted `fit` called again with the same folder continues there.
     The backup is kept after a run finishes, so the same command with a larger `--epochs`
-    extends it.
+    extends it, and the best-checkpoint threshold starts from the best value history.csv
+    already records, so a resumed run never overwrites best.keras with a worse epoch.
+    `start_from_epoch` delays early stopping (for metrics that are noise at first).
     """
     run_dir = pathlib.Path(run_dir)
+    maximize = mode == "max" or (mode == "auto" and any(k in monitor for k in ("acc", "auc", "bleu")))
+    seen = read_history(run_dir).get(monitor)
+    best_so_far = None
+    if seen and (run_dir / BEST).exists():
+        best_so_far = max(seen) if maximize else min(seen)
     callbacks = [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
         keras.callbacks.ModelCheckpoint(
-            str(run_dir / BEST), monitor=monitor, mode=mode, save_best_only=True
+            str(run_dir / BEST),
+            monitor=monitor,
+            mode=mode,
+            save_best_only=True,
+            initial_value_threshold=best_so_far,
         ),
         keras.callbacks.CSVLogger(str(run_dir / HISTORY), append=True),
         keras.callbacks.TerminateOnNaN(),
@@ -93,7 +106,11 @@ def standard_callbacks(run_dir, *, monitor="val_loss", mode="auto", patience=3, 
     if patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor=monitor, mode=mode, patience=patience, restore_best_weights=True
+                monitor=monitor,
+                mode=mode,
+                patience=patience,
+                restore_best_weights=True,
+                start_from_epoch=start_from_epoch,
             )
         )
     if tensorboard:

@@ -176,28 +176,15 @@ class TimeBudget(keras.callbacks.Callback):
 
 
 def training_callbacks(run_dir, monitor, patience):
-    """`seqapps.training.standard_callbacks`, adjusted so a finished run can be extended.
-
-    - The backup is kept after `fit` ends, so `train --epochs N+k` on a finished run goes
-      on from epoch N with its weights and optimizer state (Keras deletes it by default,
-      which restarts a finished run from scratch).
-    - The best-checkpoint threshold starts at the best value history.csv records, so a
-      resumed run does not overwrite best.keras with a worse epoch.
-    """
+    """The shared callbacks; with `--monitor val_bleu`, early stopping waits 5 epochs
+    because BLEU is noise until the model starts to translate."""
     from seqapps import training
 
     mode = "max" if monitor == "val_bleu" else "min"
-    callbacks = training.standard_callbacks(run_dir, monitor=monitor, mode=mode, patience=patience)
-    history = training.read_history(run_dir).get(monitor)
-    for i, callback in enumerate(callbacks):
-        if isinstance(callback, keras.callbacks.BackupAndRestore):
-            callbacks[i] = keras.callbacks.BackupAndRestore(callback.backup_dir, delete_checkpoint=False)
-        elif isinstance(callback, keras.callbacks.EarlyStopping) and monitor == "val_bleu":
-            callback.start_from_epoch = 5  # BLEU is noise until the model starts to translate
-        elif isinstance(callback, keras.callbacks.ModelCheckpoint) and history:
-            if (pathlib.Path(run_dir) / training.BEST).exists():
-                callback.best = max(history) if mode == "max" else min(history)
-    return callbacks
+    return training.standard_callbacks(
+        run_dir, monitor=monitor, mode=mode, patience=patience,
+        start_from_epoch=5 if monitor == "val_bleu" else 0,
+    )
 
 
 def run_config(args):
