@@ -31,3 +31,20 @@ def add_tuning_arguments(parser, *, objective, direction):
     parser.add_argument("--oracle-port", type=int, default=8000, help="port of the chief's oracle (default 8000)")
     parser.add_argument("--worker-index", type=int, default=0, help="this worker's number (tuner0, tuner1, ...)")
     parser.add_argument("--no-retrain", action="store_true", help="skip retraining and exporting the best configuration")
+
+
+def run_verb(parser, argv=None):
+    """Parses `argv`, runs the chosen verb (`set_defaults(run=...)`), returns its result.
+
+    Expected failures (bad data, missing files, wrong options) end with one clear line
+    instead of a traceback; Ctrl-C says how to resume.
+    """
+    args = parser.parse_args(argv)
+    from seqapps.data import DataError  # imports TensorFlow: only once the options are valid
+
+    try:
+        return args.run(args)
+    except (DataError, FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from error
+    except KeyboardInterrupt:
+        raise SystemExit("interrupted: run the same command again to resume from the last finished epoch")

@@ -128,6 +128,15 @@ def search(tuner, *fit_args, **fit_kwargs):
     return table
 
 
+def report(tuner, table, directory):
+    """Chief only: writes results.csv/json, prints the table, returns the best values."""
+    write_results(directory, table)
+    print("\ntrials, best first:\n" + format_table(table))
+    best = tuner.get_best_hyperparameters(1)[0].values
+    print(f"\nbest hyperparameters: {best}")
+    return best
+
+
 def results_table(tuner):
     """One row per trial: id, status, score and hyperparameter values, best first."""
     rows = []

@@ -358,10 +358,7 @@ def tune(args):
     )
     if args.distributed == "worker":
         return table
-    tuning.write_results(args.run_dir, table)
-    print("\ntrials, best first:\n" + tuning.format_table(table))
-    best = tuner.get_best_hyperparameters(1)[0].values
-    print(f"\nbest hyperparameters: {best}")
+    best = tuning.report(tuner, table, args.run_dir)
     if args.no_retrain:
         return table
     retrain_dir = pathlib.Path(args.run_dir) / "best"
@@ -434,15 +431,9 @@ def parser():
 
 def run(argv=None):
     """Runs one verb and returns its result (for use from Python and tests)."""
-    args = parser().parse_args(argv)
-    from seqapps.data import DataError  # (imports TensorFlow: only once the options are valid)
+    from seqapps.cli import run_verb
 
-    try:
-        return args.run(args)
-    except (DataError, FileNotFoundError, ValueError) as error:
-        raise SystemExit(f"error: {error}") from error
-    except KeyboardInterrupt:
-        raise SystemExit("interrupted: run the same command again to resume from the last finished epoch")
+    return run_verb(parser(), argv)
 
 
 def main(argv=None):

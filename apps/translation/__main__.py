@@ -159,15 +159,9 @@ def _run(verb):
 
 def run(argv=None):
     """Runs one verb and returns its result (for use from Python and tests)."""
-    args = parser().parse_args(argv)
-    from seqapps.data import DataError
+    from seqapps.cli import run_verb
 
-    try:
-        return args.run(args)
-    except (DataError, FileNotFoundError, ValueError) as error:
-        raise SystemExit(f"error: {error}") from error
-    except KeyboardInterrupt:
-        raise SystemExit("interrupted: run the same command again to resume from the last finished epoch")
+    return run_verb(parser(), argv)
 
 
 def main(argv=None):

@@ -414,10 +414,7 @@ def tune(args):
                           callbacks=callbacks, verbose=0 if args.quiet else 1)
     if args.distributed == "worker":
         return table
-    tuning.write_results(args.run_dir, table)
-    print("\ntrials, best first:\n" + tuning.format_table(table))
-    best = tuner.get_best_hyperparameters(1)[0].values
-    print(f"\nbest hyperparameters: {best}")
+    best = tuning.report(tuner, table, args.run_dir)
     if args.no_retrain:
         return table
     retrain_dir = pathlib.Path(args.run_dir) / "best"
