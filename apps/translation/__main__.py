@@ -88,8 +88,8 @@ def add_training_options(p):
 
 
 def parser():
-    from seqapps.training import add_training_arguments
-    from seqapps.tuning import add_tuning_arguments
+    from seqapps.cli import add_training_arguments
+    from seqapps.cli import add_tuning_arguments
 
     top = argparse.ArgumentParser(prog="python -m apps.translation", description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
