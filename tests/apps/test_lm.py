@@ -8,6 +8,7 @@ import csv
 import json
 import math
 import os
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -344,6 +345,15 @@ def test_export_answers_without_seqapps_and_equals_in_memory(char_run, char_serv
     # The CLI answers from the export too.
     results = commands.generate(["to be, or"], export_dir=tmp_path / "export", max_tokens=10, temperature=0)
     assert results[0]["text"] == " not to be"
+
+    # And so does saved_model_cli, with a batch of strings of different lengths.
+    cli = pathlib.Path(sys.executable).parent / "saved_model_cli"
+    ran = subprocess.run(
+        [str(cli), "run", "--dir", str(path), "--tag_set", "serve", "--signature_def", "score",
+         "--input_exprs", "sentences=['to be, or not', 'a', '']"],
+        capture_output=True, text=True, check=True, env=env,
+    )
+    assert "log_prob" in ran.stdout and "token_log_probs" in ran.stdout
 
 
 # --- the CLI ------------------------------------------------------------------------------
