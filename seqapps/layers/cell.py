@@ -106,7 +106,7 @@ class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
         return inputs, h_tm1
 
     def input_projection(self, sequences):
-        """X W + b for every time step at once: [B, T, D] -> [B, T, G*H]."""
+        """X W + b for every time step at once: [..., D] -> [..., G*H]."""
         xw = ops.matmul(sequences, self.kernel)
         if self.use_bias:
             xw = xw + self.input_bias()

@@ -63,7 +63,7 @@ class GRUCell(RecurrentCell):
         hs = fused.gru_recurrence(
             xw, _read(self.recurrent_kernel), rec_bias, states[0], mask, self.reset_after
         )
-        return [hs]
+        return hs, [hs[-1]]
 
     def cudnn_recurrence(self, sequences, initial_state, mask, go_backwards, return_sequences):
         from keras.src import backend as tf_rnn  # Keras' cuDNN entry points

@@ -58,10 +58,10 @@ class LSTMCell(RecurrentCell):
         return h, [h, c]
 
     def fused_recurrence(self, xw, states, mask):
-        hs, cs = fused.lstm_recurrence(
+        hs, c_last = fused.lstm_recurrence(
             xw, _read(self.recurrent_kernel), states[0], states[1], mask
         )
-        return [hs, cs]
+        return hs, [hs[-1], c_last]
 
     def cudnn_recurrence(self, sequences, initial_state, mask, go_backwards, return_sequences):
         from keras.src import backend as tf_rnn  # Keras' cuDNN entry points

@@ -44,7 +44,7 @@ class FusedRNN(keras.layers.RNN):
     """Base for our recurrent layers: `keras.layers.RNN` + the fast paths.
 
     Subclasses set `cell_class`, and the cell implements `fused_supported()`,
-    `fused_recurrence(xw, states, mask)` and optionally `cudnn_recurrence(...)`.
+    `fused_recurrence(xw, states, mask) -> (hs, last_states)` and optionally `cudnn_recurrence(...)`.
     """
 
     cell_class = None
@@ -133,7 +133,9 @@ class FusedRNN(keras.layers.RNN):
     def _fused_loop(self, sequences, initial_state, mask):
         import tensorflow as tf
 
-        xw = tf.transpose(self.cell.input_projection(sequences), [1, 0, 2])  # [T, B, GH]
+        # Time-major before the projection: transposing x [T, B, D] moves G times less
+        # memory than transposing xw [T, B, G*H] (and its gradient) would.
+        xw = self.cell.input_projection(tf.transpose(sequences, [1, 0, 2]))  # [T, B, GH]
         mask_tm = None
         if mask is not None:
             mask_tm = tf.cast(tf.transpose(mask, [1, 0])[..., None], xw.dtype)
@@ -141,8 +143,7 @@ class FusedRNN(keras.layers.RNN):
             xw = tf.reverse(xw, [0])
             mask_tm = None if mask_tm is None else tf.reverse(mask_tm, [0])
 
-        state_seqs = self.cell.fused_recurrence(xw, list(initial_state), mask_tm)
-        hs = state_seqs[0]
+        hs, last_states = self.cell.fused_recurrence(xw, list(initial_state), mask_tm)
         # Output at a padded step: zeros, or the last real step's output (Keras semantics:
         # the previous output, which is zero before the first real step).
         if mask is None:
@@ -152,8 +153,7 @@ class FusedRNN(keras.layers.RNN):
         else:
             seen_real = tf.cast(tf.math.cumsum(mask_tm, axis=0) > 0, hs.dtype)
             outputs = hs * seen_real
-        last_states = [s[-1] for s in state_seqs]
-        return outputs[-1], tf.transpose(outputs, [1, 0, 2]), last_states
+        return outputs[-1], tf.transpose(outputs, [1, 0, 2]), list(last_states)
 
     def get_config(self):
         config = super().get_config()

@@ -33,7 +33,7 @@ class SimpleRNNCell(RecurrentCell):
         hs = fused.simple_rnn_recurrence(
             xw, _read(self.recurrent_kernel), states[0], mask
         )
-        return [hs]
+        return hs, [hs[-1]]
 
     def get_config(self):
         config = super().get_config()

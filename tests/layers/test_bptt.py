@@ -24,15 +24,15 @@ def plain_simple_rnn(xw, u, h0, mask):
 
 
 def plain_lstm(xw, u, h0, c0, mask):
-    h, c, hs, cs = h0, c0, [], []
+    """Returns (hs [T, B, H], c_T [B, H]), like fused.lstm_recurrence."""
+    h, c, hs = h0, c0, []
     for t in range(xw.shape[0]):
         zi, zf, zc, zo = tf.split(xw[t] + h @ u, 4, axis=-1)
         c_new = tf.sigmoid(zf) * c + tf.sigmoid(zi) * tf.tanh(zc)
         h_new = tf.sigmoid(zo) * tf.tanh(c_new)
         h, c = _carry(mask[t], h_new, h), _carry(mask[t], c_new, c)
         hs.append(h)
-        cs.append(c)
-    return tf.stack(hs), tf.stack(cs)
+    return tf.stack(hs), c
 
 
 def plain_gru(xw, u, rec_bias, h0, mask, reset_after):
@@ -116,7 +116,9 @@ def _loss_weights(kind, steps, batch, units, dtype, rng, last_only):
             w[:-1] = 0.0
         return tf.constant(w, dtype=dtype)
 
-    return [one(), one()] if kind == "lstm" else [one()]
+    if kind == "lstm":  # the second output is the last cell state [B, H]
+        return [one(), tf.constant(rng.normal(size=(batch, units)), dtype=dtype)]
+    return [one()]
 
 
 def _value_and_grads(fn, args, mask, proj, plain=False):
