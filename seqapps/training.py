@@ -176,13 +176,13 @@ def write_metrics(run_dir, metrics, key=None):
     return data
 
 
-def distribution_strategy(name="default", *, custom_loop=False):
+def distribution_strategy(name="default"):
     """`tf.distribute` strategy by name: default | mirrored | multiworker | tpu.
 
-    multiworker reads the cluster from `TF_CONFIG`; tpu resolves the TPU from the
-    environment (`TPU_NAME` or a local TPU VM). Keras 3's `Model.fit` cannot drive
-    MultiWorkerMirroredStrategy (keras-team/keras#20585): multiworker is refused for `fit`
-    unless the caller runs its own `strategy.run` loop (`custom_loop=True`).
+    multiworker reads the cluster from `TF_CONFIG` and, like every collective strategy, must
+    be created before TensorFlow runs its first op: the apps create it first thing in
+    `train`. tpu resolves the TPU from the environment (`TPU_NAME` or a local TPU VM).
+    Models trained with `fit` under multiworker also need `prepare_for_strategy`.
     """
     import tensorflow as tf
 
@@ -191,14 +191,12 @@ def distribution_strategy(name="default", *, custom_loop=False):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multiworker":
-        if not custom_loop:
-            raise ValueError(
-                "--strategy multiworker: Keras 3's Model.fit does not support "
-                "MultiWorkerMirroredStrategy (keras-team/keras#20585, open upstream); our layers "
-                "do (tests/test_distribute.py trains two workers with a strategy.run loop)"
-            )
         if "TF_CONFIG" not in os.environ:
-            raise ValueError("--strategy multiworker needs TF_CONFIG describing the cluster")
+            raise ValueError(
+                "--strategy multiworker needs TF_CONFIG describing the cluster, e.g. "
+                '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+                '"task": {"type": "worker", "index": 0}} (README, "Scaling out")'
+            )
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(os.environ.get("TPU_NAME", ""))
@@ -206,6 +204,65 @@ def distribution_strategy(name="default", *, custom_loop=False):
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
     raise ValueError(f"unknown strategy {name!r}; choose default, mirrored, multiworker or tpu")
+
+
+def _task():
+    """(type, index) of this process in TF_CONFIG's cluster, or None outside a cluster."""
+    task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task")
+    return (task.get("type", "worker"), int(task.get("index", 0))) if task else None
+
+
+def is_chief():
+    """True for the process that owns the run folder: the chief, else worker 0, else alone."""
+    task = _task()
+    if task is None or task[0] == "chief":
+        return True
+    cluster = json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
+    return task == ("worker", 0) and "chief" not in cluster
+
+
+def worker_run_dir(run_dir):
+    """The run folder this process writes: the chief's is `run_dir`; every other worker of a
+    multi-worker run writes a complete folder of its own, `run_dir/<type>-<index>`, so that
+    workers sharing a file system never overwrite each other's checkpoints (and each can
+    resume from its own backup)."""
+    run_dir = pathlib.Path(run_dir)
+    if is_chief():
+        return run_dir
+    kind, index = _task()
+    return run_dir / f"{kind}-{index}"
+
+
+def prepare_for_strategy(model, strategy):
+    """Lets `model.fit/evaluate` run under MultiWorkerMirroredStrategy; a no-op otherwise.
+
+    Call `fit` inside `with strategy.scope():`. Keras 3.15 trips twice on this strategy
+    (keras-team/keras#20585), and both are worked around here, at the one place they
+    matter:
+    1. `fit` all-reduces the first input batch to build the model symbolically, which the
+       collective all-reduce cannot do for integer token ids. The model is already built
+       (in the strategy's scope), so that build is skipped: with no strategy recorded on the
+       model, Keras takes the one of the enclosing scope.
+    2. Keras averages the step's metric values across workers with a MEAN over axis 0,
+       which fails for scalars: the steps return them as [1]-shaped tensors, which that
+       average turns back into scalars.
+    tests/test_distribute.py trains the sentiment app this way on two workers (loopback).
+    """
+    import tensorflow as tf
+
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return model
+    model._distribute_strategy = None  # (1)
+
+    def rank_one(step):
+        def wrapped(data):
+            return {name: tf.reshape(value, [1]) for name, value in step(data).items()}  # (2)
+
+        return wrapped
+
+    model.train_step = rank_one(model.train_step)
+    model.test_step = rank_one(model.test_step)
+    return model
 
 
 def configure_precision(mixed_precision):

@@ -178,6 +178,9 @@ def train(run_dir, data=None, *, level=None, model=None, order=None, cell=None, 
         metrics["train_seconds"] = seconds
         return training.write_metrics(run_dir, metrics)
 
+    if strategy == "multiworker":  # refused before the strategy would claim the cluster
+        raise ValueError("stateful truncated BPTT carries one state per stream; train on one replica "
+                         "(--strategy default)")
     strategy_obj = training.distribution_strategy(strategy)
     if strategy_obj.num_replicas_in_sync > 1:
         raise ValueError("stateful truncated BPTT carries one state per stream; train on one replica "

@@ -159,11 +159,14 @@ def train(args):
     from seqapps import training
     from seqapps.data import build_word_vectorizer, load_vocabulary, save_vocabulary, vectorizer_from_vocabulary
 
+    strategy = training.distribution_strategy(args.strategy)  # before any other TF op
     training.set_seed(args.seed)
     training.configure_precision(args.mixed_precision)
     config = model_config(args)
     config.update(seed=args.seed, batch_size=args.batch_size, learning_rate=args.learning_rate, clipnorm=args.clipnorm)
-    run_dir = training.prepare_run_dir(args.run_dir, {**config, "epochs": args.epochs}, overwrite=args.overwrite)
+    run_dir = training.prepare_run_dir(
+        training.worker_run_dir(args.run_dir), {**config, "epochs": args.epochs}, overwrite=args.overwrite
+    )
     data = load_data(config)
     print(f"data: {data.name}  train {len(data.train)}  validation {len(data.validation)}  test {len(data.test)}  classes {data.label_names}")
 
@@ -181,7 +184,6 @@ def train(args):
 
     train_ds = batches(data.train, vectorizer, config, args.batch_size, shuffle=True, seed=args.seed)
     val_ds = batches(data.validation, vectorizer, config, 256, shuffle=False)
-    strategy = training.distribution_strategy(args.strategy)
     with strategy.scope():
         from apps.sentiment.model import compile_classifier
 
@@ -189,20 +191,22 @@ def train(args):
         compile_classifier(model, training.make_optimizer(args.learning_rate, args.clipnorm))
         if args.jit:
             model.jit_compile = True
+    training.prepare_for_strategy(model, strategy)
     if not args.quiet:
         model.summary()
     done = training.finished_epochs(run_dir)
     if done:
         print(f"resuming {run_dir}: {done} epoch(s) already finished")
     start = time.time()
-    model.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=args.epochs,
-        callbacks=training.standard_callbacks(run_dir, monitor="val_accuracy", mode="max", patience=args.patience),
-        shuffle=False,  # tf.data already reshuffles every epoch
-        verbose=0 if args.quiet else 1,
-    )
+    with strategy.scope():  # the batch in train_ds is the global batch, split over replicas
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=args.epochs,
+            callbacks=training.standard_callbacks(run_dir, monitor="val_accuracy", mode="max", patience=args.patience),
+            shuffle=False,  # tf.data already reshuffles every epoch
+            verbose=0 if args.quiet else 1,
+        )
     seconds = time.time() - start
     training.plot_learning_curves(run_dir)
     pipeline, _ = load_pipeline(run_dir)  # the best checkpoint, as evaluate/export see it

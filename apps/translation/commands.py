@@ -201,11 +201,12 @@ def train(args):
 
     if args.monitor == "val_bleu" and not args.val_bleu_sentences:
         raise ValueError("--monitor val_bleu needs --val-bleu-sentences > 0")
+    strategy = training.distribution_strategy(args.strategy)  # before any other TF op
     training.set_seed(args.seed)
     training.configure_precision(args.mixed_precision)
     config = run_config(args)
-    run_dir = training.prepare_run_dir(args.run_dir, {**config, "epochs": args.epochs},
-                                       overwrite=args.overwrite)
+    run_dir = training.prepare_run_dir(training.worker_run_dir(args.run_dir),
+                                       {**config, "epochs": args.epochs}, overwrite=args.overwrite)
     data = load_data(config)
     print(f"data: {data.name} {data.source_lang}->{data.target_lang}  train {len(data.train)}  "
           f"validation {len(data.validation)}  test {len(data.test)}")
@@ -217,9 +218,9 @@ def train(args):
     train_ds = text.batches(data.train, source_vectorizer, target_vectorizer, args.batch_size,
                             shuffle=True, max_length=config["max_length"], seed=args.seed)
     val_ds = text.batches(data.validation, source_vectorizer, target_vectorizer, 128)
-    strategy = training.distribution_strategy(args.strategy)
     with strategy.scope():
         model = build_from_config(config, len(source_vocab), len(target_vocab), jit_compile=args.jit)
+    training.prepare_for_strategy(model, strategy)
     if not args.quiet:
         model.summary()
 
@@ -235,8 +236,9 @@ def train(args):
     if done:
         print(f"resuming {run_dir}: {done} epoch(s) already finished")
     start = time.time()
-    model.fit(train_ds, validation_data=val_ds, epochs=args.epochs, callbacks=callbacks,
-              shuffle=False, verbose=0 if args.quiet else 1)  # tf.data reshuffles each epoch
+    with strategy.scope():  # the batch in train_ds is the global batch, split over replicas
+        model.fit(train_ds, validation_data=val_ds, epochs=args.epochs, callbacks=callbacks,
+                  shuffle=False, verbose=0 if args.quiet else 1)  # tf.data reshuffles each epoch
     seconds = time.time() - start
     training.plot_learning_curves(run_dir)
 
