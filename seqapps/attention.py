@@ -161,19 +161,24 @@ class LuongAttention(keras.layers.Layer):
 
     Args:
         score: `"general"` (default) or `"dot"`.
+        scale_scores: divide the scores by `sqrt(Hv)`, as scaled dot-product attention does.
+            Without it, a trained "general" score's bilinear weights grow until the softmax
+            saturates onto one source position (seen on Multi30k); the translation app
+            turns it on. Off by default, matching Luong et al.
         **kwargs: standard `Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments and return value: as for `BahdanauAttention` (without
     `keys`: here the per-step work is a single matmul anyway).
     """
 
-    def __init__(self, score="general", **kwargs):
+    def __init__(self, score="general", scale_scores=False, **kwargs):
         super().__init__(**kwargs)
         if score not in ("dot", "general"):
             raise ValueError(
                 f"`score` must be 'dot' or 'general'; received {score!r}."
             )
         self.score = score
+        self.scale_scores = bool(scale_scores)
 
     def build(self, query_shape, values_shape):
         query_dim, values_dim = query_shape[-1], values_shape[-1]
@@ -197,6 +202,8 @@ class LuongAttention(keras.layers.Layer):
         if self.score == "general":
             query = ops.matmul(query, self.kernel)  # s^T W: [B, Tq, Hv]
         scores = ops.matmul(query, ops.transpose(values, (0, 2, 1)))  # [B, Tq, Ts]
+        if self.scale_scores:
+            scores = scores * ops.cast(ops.shape(values)[-1], scores.dtype) ** -0.5
         return _attend(scores, values, mask, single_step, return_attention_scores)
 
     def compute_mask(self, *args, **kwargs):
@@ -205,5 +212,5 @@ class LuongAttention(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"score": self.score})
+        config.update({"score": self.score, "scale_scores": self.scale_scores})
         return config

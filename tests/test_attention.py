@@ -15,6 +15,7 @@ LAYERS = {
     "bahdanau": lambda: BahdanauAttention(7),
     "luong_general": lambda: LuongAttention("general"),
     "luong_dot": lambda: LuongAttention("dot"),
+    "luong_general_scaled": lambda: LuongAttention("general", scale_scores=True),
 }
 
 
@@ -50,6 +51,8 @@ def _reference(layer, query, values, mask):
             else np.eye(H, dtype="float32")
         )
         scores = np.einsum("bih,hv,bjv->bij", query, w, values)
+        if layer.scale_scores:
+            scores = scores / np.sqrt(values.shape[-1])
     scores = np.where(mask[:, None, :], scores, -np.inf)
     weights = _softmax(scores)
     return weights @ values, weights

@@ -11,7 +11,7 @@
   the encoder's final state (the fixed-size bottleneck). Logits come from `s_t` directly.
 - `attention="luong"` (Luong et al. 2015, "general" score): attention sits *on top of* the
   decoder RNN, so with teacher forcing it runs over all target steps at once, after one
-  fused RNN pass. The query is scaled by 1/sqrt(encoder output size) (`scale_scores`, as in
+  fused RNN pass. The scores are scaled by 1/sqrt(encoder output size) (`scale_scores`, as in
   scaled dot-product attention): Adam grows the bilinear score's 2*units^2 weights
   coherently, and unscaled scores saturate the softmax onto one source position within the
   first epoch, after which attention stops learning.
@@ -115,7 +115,6 @@ class Seq2Seq(keras.Model):
             rnn = Rnn(units, return_sequences=True, return_state=True, name=f"encoder_{i}")
             self.encoder.append(layers.Bidirectional(rnn, name=f"encoder_{i}_bi") if bidirectional else rnn)
         memory_dim = units * (2 if bidirectional else 1)
-        self.query_scale = memory_dim ** -0.5 if scale_scores else 1.0
         # Encoder final state of layer l -> initial state of decoder layer l (h with tanh, c linear).
         self.bridge = [[layers.Dense(units, activation="tanh" if k == 0 else None, name=f"bridge_{i}_{k}")
                         for k in range(self.states_per_layer)] for i in range(num_layers)]
@@ -126,7 +125,8 @@ class Seq2Seq(keras.Model):
             self.decoder_cell = AttentiveDecoderCell(cells, self.attention, memory_dim, name="decoder_cell")
             self.decoder = [layers.RNN(self.decoder_cell, return_sequences=True, name="decoder")]
         else:
-            self.attention = LuongAttention("general", name="attention") if attention == "luong" else None
+            self.attention = (LuongAttention("general", scale_scores=scale_scores, name="attention")
+                              if attention == "luong" else None)
             self.decoder = [Rnn(units, return_sequences=True, name=f"decoder_{i}") for i in range(num_layers)]
         self.combine = None if attention == "none" else layers.Dense(units, activation="tanh", name="combine")
         self.generator = layers.Dense(target_vocab_size, name="generator")
@@ -173,7 +173,7 @@ class Seq2Seq(keras.Model):
                     h = self.dropout(h, training=training)
                 h = rnn(h, initial_state=states[i * n:(i + 1) * n], training=training)
             if self.attention_type == "luong":  # all target steps attend in parallel
-                context, _ = self.attention(h * self.query_scale, values, mask=mask)
+                context, _ = self.attention(h, values, mask=mask)
                 h = self.combine(ops.concatenate([h, context], axis=-1))
         return self.generator(self.dropout(h, training=training))
 
@@ -202,7 +202,7 @@ class Seq2Seq(keras.Model):
                 new_states += list(s)
             states = new_states
             if self.attention_type == "luong":
-                context, weights = self.attention(h * self.query_scale, state["values"], mask=state["mask"])
+                context, weights = self.attention(h, state["values"], mask=state["mask"])
                 h = self.combine(ops.concatenate([h, context], axis=-1))
             else:  # no attention: report zeros, the decoder never looks at the source
                 weights = ops.zeros_like(ops.cast(state["mask"], h.dtype))
