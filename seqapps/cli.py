@@ -18,6 +18,16 @@ def add_training_arguments(parser, *, epochs, batch_size, learning_rate, patienc
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def add_final_fit_argument(parser):
+    """`train --include-validation`: the last step once hyperparameters are chosen."""
+    parser.add_argument(
+        "--include-validation", action="store_true",
+        help="train on train+validation for exactly --epochs epochs, with no early stopping and "
+             "no validation metrics; best.keras is the last epoch (what `tune` does to retrain "
+             "the best configuration, with the best trial's epoch count)",
+    )
+
+
 def add_tuning_arguments(parser, *, objective, direction):
     parser.add_argument("--tuner", default="random", choices=["random", "bayesian", "hyperband"], help="search algorithm (default random)")
     parser.add_argument("--max-trials", type=int, default=10, help="trials for random/bayesian (default 10)")

@@ -84,8 +84,17 @@ def standard_callbacks(
     extends it, and the best-checkpoint threshold starts from the best value history.csv
     already records, so a resumed run never overwrites best.keras with a worse epoch.
     `start_from_epoch` delays early stopping (for metrics that are noise at first).
+    `monitor=None` (no validation data: a final fit on train+validation) keeps the last
+    epoch as best.keras and never stops early.
     """
     run_dir = pathlib.Path(run_dir)
+    if monitor is None:
+        return [
+            keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
+            keras.callbacks.ModelCheckpoint(str(run_dir / BEST)),  # every epoch: the last wins
+            keras.callbacks.CSVLogger(str(run_dir / HISTORY), append=True),
+            keras.callbacks.TerminateOnNaN(),
+        ] + ([keras.callbacks.TensorBoard(str(run_dir / "logs"))] if tensorboard else [])
     maximize = mode == "max" or (mode == "auto" and any(k in monitor for k in ("acc", "auc", "bleu")))
     seen = read_history(run_dir).get(monitor)
     best_so_far = None
@@ -132,7 +141,9 @@ def read_history(run_dir):
     history = {}
     for row in rows:
         for key, value in row.items():
-            history.setdefault(key, []).append(float(value))
+            # CSVLogger writes NA in the val_ columns it adds when there is no validation
+            if value not in ("NA", ""):
+                history.setdefault(key, []).append(float(value))
     return history
 
 
@@ -151,7 +162,7 @@ def plot_learning_curves(run_dir, out=None):
     epochs = [e + 1 for e in history["epoch"]]
     for ax, name in zip(axes[0], names):
         ax.plot(epochs, history[name], marker="o", label="train")
-        if f"val_{name}" in history:
+        if len(history.get(f"val_{name}", [])) == len(epochs):
             ax.plot(epochs, history[f"val_{name}"], marker="o", label="validation")
         ax.set_xlabel("epoch")
         ax.set_title(name)

@@ -137,6 +137,34 @@ def report(tuner, table, directory):
     return best
 
 
+def best_epochs(tuner):
+    """Epochs the best trial trained until its best score (keras-tuner's best_step + 1): the
+    budget for retraining that configuration on train+validation, where nothing is left to
+    stop early on."""
+    (trial,) = tuner.oracle.get_best_trials(1)
+    return int(trial.best_step or 0) + 1
+
+
+def retrain_best(train, export, args, best, epochs, **export_options):
+    """Retrains the best configuration on train+validation in `<run-dir>/best` with the
+    app's own `train` verb, then exports it to `<run-dir>/export`.
+
+    `best` holds the app's `train` options to override (the tuned hyperparameters),
+    `epochs` the epoch budget (see `best_epochs`). Returns what `train` returns.
+    """
+    import argparse
+
+    run_dir = pathlib.Path(args.run_dir)
+    options = {**vars(args), **best, "run_dir": str(run_dir / "best"), "epochs": epochs,
+               "include_validation": True, "patience": 0}
+    print(f"\nretraining the best configuration on train+validation for {epochs} epoch(s) "
+          f"in {run_dir / 'best'}")
+    result = train(argparse.Namespace(**options))
+    export(argparse.Namespace(run_dir=str(run_dir / "best"), out=str(run_dir / "export"),
+                              **export_options))
+    return result
+
+
 def results_table(tuner):
     """One row per trial: id, status, score and hyperparameter values, best first."""
     rows = []

@@ -89,6 +89,9 @@ def build_parser():
     p.add_argument("--max-minutes", type=float, help="stop training after this many minutes (the epoch is then validated)")
     p.add_argument("--steps-per-epoch", type=int, help="cap the windows per epoch (quick runs)")
     p.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
+    from seqapps.cli import add_final_fit_argument
+
+    add_final_fit_argument(p)
 
     p = verbs.add_parser("evaluate", help="exact perplexity (and bits per character) of a trained run")
     p.add_argument("--run-dir", required=True, help="the trained run folder")
@@ -135,7 +138,7 @@ def build_parser():
     p.add_argument("--run-dir", required=True, help="folder for the search and the retrained best model")
     p.add_argument("--epochs", type=int, default=2, help="epochs per trial (default 2)")
     p.add_argument("--steps-per-epoch", type=int, help="cap the windows per trial epoch (quick searches)")
-    p.add_argument("--retrain-epochs", type=int, help="epochs to retrain the best configuration (default: the level's)")
+    p.add_argument("--retrain-epochs", type=int, help="epochs to retrain the best configuration on train+validation (default: the best trial's)")
     p.add_argument("--overwrite", action="store_true", help="start the search afresh")
     p.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
     add_tuning_arguments(p, objective="val_loss", direction="min")
@@ -199,6 +202,7 @@ def _dispatch(args, commands):
             seed=args.seed, eval_batch_size=args.eval_batch_size, max_minutes=args.max_minutes,
             steps_per_epoch=args.steps_per_epoch, strategy=args.strategy, mixed_precision=args.mixed_precision,
             jit=args.jit, overwrite=args.overwrite, quiet=args.quiet, tensorboard=not args.no_tensorboard,
+            include_validation=args.include_validation,
         )
         _print_json({k: metrics[k] for k in ("validation", "test") if k in metrics})
     elif verb == "evaluate":

@@ -137,10 +137,13 @@ def train(run_dir, data=None, *, level=None, model=None, order=None, cell=None, 
           optimizer=None, learning_rate=None, clipnorm=None, lr_decay=None, patience=3, min_count=None,
           max_vocab=None, seed=None, eval_batch_size=1, max_minutes=None, steps_per_epoch=None,
           strategy="default", mixed_precision=False, jit=False, overwrite=False, quiet=False,
-          tensorboard=True, callbacks=()):
+          tensorboard=True, callbacks=(), include_validation=False):
     """Trains an RNN (or fits an n-gram) language model in `run_dir`; resumes a run there.
 
-    Returns the metrics dict (exact validation/test perplexity, bpc at char level)."""
+    `include_validation`: a final fit on the training stream followed by the validation
+    stream, for exactly `epochs` epochs (no early stopping, no learning-rate decay: nothing is
+    left to validate on). Returns the metrics dict (exact validation/test perplexity, bpc at
+    char level; only test after a final fit)."""
     options = dict(data=data, level=level, model=model, order=order, cell=cell, units=units, layers=layers,
                    embedding_dim=embedding_dim, dropout=dropout, tie_weights=tie_weights, bptt=bptt,
                    batch_size=batch_size, epochs=epochs, optimizer=optimizer, learning_rate=learning_rate,
@@ -163,6 +166,8 @@ def train(run_dir, data=None, *, level=None, model=None, order=None, cell=None, 
         config = resolve_config(codec.level, codec.vocab_size, **{k: options.get(k) for k in rnn_keys}, **common)
     else:
         raise ValueError(f"model must be 'rnn' or 'ngram'; got {model!r}")
+    if include_validation:
+        config["include_validation"] = True
     run_dir = training.prepare_run_dir(run_dir, config, overwrite=overwrite, ignore=("epochs",))
     codec.save(run_dir)
     log(f"{corpus.name} ({codec.level} level): {len(corpus.train):,} / {len(corpus.validation):,} / "
@@ -188,14 +193,16 @@ def train(run_dir, data=None, *, level=None, model=None, order=None, cell=None, 
     training.configure_precision(mixed_precision)
     with strategy_obj.scope():
         net = build_training_model(config, jit)
-    train_ds = windows(corpus.train, config, drop_remainder=True)
-    val_ds = windows(corpus.validation, config, drop_remainder=False)
+    fit_stream = np.concatenate([corpus.train, corpus.validation]) if include_validation else corpus.train
+    train_ds = windows(fit_stream, config, drop_remainder=True)
+    val_ds = None if include_validation else windows(corpus.validation, config, drop_remainder=False)
     if steps_per_epoch:
         train_ds = train_ds.take(steps_per_epoch)
     logs_cb = LanguageModelLogs(codec.level, config["batch_size"] * config["bptt"])
-    standard = training.standard_callbacks(run_dir, monitor="val_loss", patience=patience, tensorboard=tensorboard)
+    standard = training.standard_callbacks(run_dir, monitor=None if include_validation else "val_loss",
+                                           patience=patience, tensorboard=tensorboard)
     extra = []
-    if config["lr_decay"] and config["lr_decay"] < 1:
+    if config["lr_decay"] and config["lr_decay"] < 1 and not include_validation:
         extra.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=config["lr_decay"],
                                                        patience=0, min_lr=1e-6, verbose=0 if quiet else 1))
     if max_minutes:
@@ -209,7 +216,7 @@ def train(run_dir, data=None, *, level=None, model=None, order=None, cell=None, 
     seconds = time.perf_counter() - start
     training.plot_learning_curves(run_dir)
     lm = load_recurrent_lm(run_dir, config, batch_size=eval_batch_size)
-    metrics = _evaluate_splits(lm, corpus, ("validation", "test"))
+    metrics = _evaluate_splits(lm, corpus, ("test",) if include_validation else ("validation", "test"))
     metrics.update(train_seconds=seconds, epochs_finished=training.finished_epochs(run_dir))
     if logs_cb.tokens_per_sec:
         metrics["train_tokens_per_sec"] = logs_cb.tokens_per_sec

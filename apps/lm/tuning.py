@@ -1,7 +1,8 @@
 """keras-tuner search for the RNN language model: cell, units, layers, dropout, BPTT length and
 learning rate. The BPTT length changes the data, so the HyperModel's `fit` windows the corpus
 itself; states are reset at every epoch and evaluation as in `train`. The best configuration
-is then retrained in `<run-dir>/best` (unless --no-retrain) with the ordinary `train`."""
+is then retrained on train+validation in `<run-dir>/best` (unless --no-retrain) with the
+ordinary `train`, for as many epochs as the best trial needed, and exported to `<run-dir>/export`."""
 
 import os
 import pathlib
@@ -65,8 +66,12 @@ def tune(run_dir, data=None, *, level=None, tuner="random", max_trials=10, epoch
         return table, None
     best = hypermodel.config_from(search_tuner.get_best_hyperparameters(1)[0])
     keys = ("cell", "units", "layers", "dropout", "bptt", "learning_rate", "optimizer", "clipnorm")
+    epochs = retrain_epochs or tuning.best_epochs(search_tuner)
+    print(f"\nretraining the best configuration on train+validation for {epochs} epoch(s) in {run_dir / 'best'}")
     metrics = commands.train(run_dir / "best", data, level=corpus.codec.level, tie_weights=False, lr_decay=0.5,
-                             epochs=retrain_epochs, quiet=quiet, seed=seed, **{k: best[k] for k in keys})
+                             epochs=epochs, quiet=quiet, seed=seed, include_validation=True,
+                             **{k: best[k] for k in keys})
+    commands.export(run_dir / "best", run_dir / "export")
     return table, metrics
 
 

@@ -164,26 +164,31 @@ def train(args):
     training.configure_precision(args.mixed_precision)
     config = model_config(args)
     config.update(seed=args.seed, batch_size=args.batch_size, learning_rate=args.learning_rate, clipnorm=args.clipnorm)
+    final_fit = getattr(args, "include_validation", False)
+    if final_fit:
+        config["include_validation"] = True
     run_dir = training.prepare_run_dir(
         training.worker_run_dir(args.run_dir), {**config, "epochs": args.epochs}, overwrite=args.overwrite
     )
     data = load_data(config)
     print(f"data: {data.name}  train {len(data.train)}  validation {len(data.validation)}  test {len(data.test)}  classes {data.label_names}")
 
+    # A final fit (--include-validation) trains on both splits: its vocabulary comes from both.
+    fit_examples = list(data.train) + list(data.validation) if final_fit else data.train
     vocab_path = run_dir / "vocab.txt"
     if vocab_path.exists():  # resuming: the vocabulary must be the one the weights were trained with
         vectorizer = vectorizer_from_vocabulary(load_vocabulary(vocab_path))
     else:
         vectorizer = build_word_vectorizer(
-            [t for t, _ in data.train], max_tokens=config["max_vocab"], min_count=config["min_count"]
+            [t for t, _ in fit_examples], max_tokens=config["max_vocab"], min_count=config["min_count"]
         )
         save_vocabulary(vectorizer.get_vocabulary(), vocab_path)
     (run_dir / "labels.json").write_text(json.dumps(data.label_names) + "\n")
     vocab_size = vectorizer.vocabulary_size()
-    print(f"vocabulary: {vocab_size} tokens (from the training split)")
+    print(f"vocabulary: {vocab_size} tokens (from the {'training and validation splits' if final_fit else 'training split'})")
 
-    train_ds = batches(data.train, vectorizer, config, args.batch_size, shuffle=True, seed=args.seed)
-    val_ds = batches(data.validation, vectorizer, config, 256, shuffle=False)
+    train_ds = batches(fit_examples, vectorizer, config, args.batch_size, shuffle=True, seed=args.seed)
+    val_ds = None if final_fit else batches(data.validation, vectorizer, config, 256, shuffle=False)
     with strategy.scope():
         from apps.sentiment.model import compile_classifier
 
@@ -203,7 +208,9 @@ def train(args):
             train_ds,
             validation_data=val_ds,
             epochs=args.epochs,
-            callbacks=training.standard_callbacks(run_dir, monitor="val_accuracy", mode="max", patience=args.patience),
+            callbacks=training.standard_callbacks(
+                run_dir, monitor=None if final_fit else "val_accuracy", mode="max", patience=args.patience
+            ),
             shuffle=False,  # tf.data already reshuffles every epoch
             verbose=0 if args.quiet else 1,
         )
@@ -211,7 +218,7 @@ def train(args):
     training.plot_learning_curves(run_dir)
     pipeline, _ = load_pipeline(run_dir)  # the best checkpoint, as evaluate/export see it
     report = {
-        "validation": evaluate_examples(pipeline, data.validation),
+        **({} if final_fit else {"validation": evaluate_examples(pipeline, data.validation)}),
         "test": evaluate_examples(pipeline, data.test),
         "train_seconds_this_session": round(seconds, 1),
         "epochs_finished": training.finished_epochs(run_dir),
@@ -365,13 +372,8 @@ def tune(args):
     best = tuning.report(tuner, table, args.run_dir)
     if args.no_retrain:
         return table
-    retrain_dir = pathlib.Path(args.run_dir) / "best"
-    retrain_args = argparse.Namespace(**{**vars(args), **{k: v for k, v in best.items() if k in DEFAULTS}})
-    retrain_args.learning_rate = best["learning_rate"]
-    retrain_args.run_dir = str(retrain_dir)
-    print(f"\nretraining the best configuration in {retrain_dir}")
-    train(retrain_args)
-    export(argparse.Namespace(run_dir=str(retrain_dir), out=str(pathlib.Path(args.run_dir) / "export")))
+    best = {k: v for k, v in best.items() if k in DEFAULTS or k == "learning_rate"}
+    tuning.retrain_best(train, export, args, best, tuning.best_epochs(tuner))
     return table
 
 
@@ -396,7 +398,7 @@ def add_model_arguments(p):
 
 
 def parser():
-    from seqapps.cli import add_training_arguments, add_tuning_arguments
+    from seqapps.cli import add_final_fit_argument, add_training_arguments, add_tuning_arguments
 
     top = argparse.ArgumentParser(prog="python -m apps.sentiment", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = top.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -404,6 +406,7 @@ def parser():
     p = verbs.add_parser("train", help="train a classifier into a run folder (resumable)")
     add_model_arguments(p)
     add_training_arguments(p, epochs=15, batch_size=50, learning_rate=5e-4, patience=4)
+    add_final_fit_argument(p)
     p.set_defaults(run=train)
 
     p = verbs.add_parser("evaluate", help="accuracy, macro-F1 and confusion matrix of a trained run")

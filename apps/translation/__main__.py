@@ -88,7 +88,7 @@ def add_training_options(p):
 
 
 def parser():
-    from seqapps.cli import add_training_arguments
+    from seqapps.cli import add_final_fit_argument, add_training_arguments
     from seqapps.cli import add_tuning_arguments
 
     top = argparse.ArgumentParser(prog="python -m apps.translation", description=__doc__,
@@ -99,6 +99,7 @@ def parser():
     add_data_arguments(p)
     add_model_arguments(p)
     add_training_arguments(p, epochs=15, batch_size=64, learning_rate=1e-3, patience=3)
+    add_final_fit_argument(p)
     add_training_options(p)
     add_decoding_arguments(p)
     p.add_argument("--evaluate", action=argparse.BooleanOptionalAction, default=True,

@@ -180,7 +180,7 @@ def training_callbacks(run_dir, monitor, patience):
     because BLEU is noise until the model starts to translate."""
     from seqapps import training
 
-    mode = "max" if monitor == "val_bleu" else "min"
+    mode = "max" if monitor == "val_bleu" else "min"  # monitor None: a final fit, see train
     return training.standard_callbacks(
         run_dir, monitor=monitor, mode=mode, patience=patience,
         start_from_epoch=5 if monitor == "val_bleu" else 0,
@@ -205,9 +205,14 @@ def train(args):
     training.set_seed(args.seed)
     training.configure_precision(args.mixed_precision)
     config = run_config(args)
+    final_fit = getattr(args, "include_validation", False)
+    if final_fit:
+        config["include_validation"] = True
     run_dir = training.prepare_run_dir(training.worker_run_dir(args.run_dir),
                                        {**config, "epochs": args.epochs}, overwrite=args.overwrite)
     data = load_data(config)
+    if final_fit:  # train on both splits (vocabularies counted on both), nothing to validate on
+        data.train = list(data.train) + list(data.validation)
     print(f"data: {data.name} {data.source_lang}->{data.target_lang}  train {len(data.train)}  "
           f"validation {len(data.validation)}  test {len(data.test)}")
     source_vocab, target_vocab = vocabularies(run_dir, config, data)
@@ -217,7 +222,7 @@ def train(args):
     source_vectorizer, target_vectorizer = text.make_vectorizer(source_vocab), text.make_vectorizer(target_vocab)
     train_ds = text.batches(data.train, source_vectorizer, target_vectorizer, args.batch_size,
                             shuffle=True, max_length=config["max_length"], seed=args.seed)
-    val_ds = text.batches(data.validation, source_vectorizer, target_vectorizer, 128)
+    val_ds = None if final_fit else text.batches(data.validation, source_vectorizer, target_vectorizer, 128)
     with strategy.scope():
         model = build_from_config(config, len(source_vocab), len(target_vocab), jit_compile=args.jit)
     training.prepare_for_strategy(model, strategy)
@@ -225,11 +230,11 @@ def train(args):
         model.summary()
 
     callbacks = []
-    if args.val_bleu_sentences:
+    if args.val_bleu_sentences and not final_fit:
         sources, refs, _ = references(config, data, "validation")
         n = args.val_bleu_sentences
         callbacks.append(ValidationBleu(source_vocab, target_vocab, sources[:n], refs[:n]))
-    callbacks += training_callbacks(run_dir, args.monitor, args.patience)
+    callbacks += training_callbacks(run_dir, None if final_fit else args.monitor, args.patience)
     if getattr(args, "max_minutes", None):
         callbacks.append(TimeBudget(args.max_minutes))
     done = training.finished_epochs(run_dir)
@@ -419,12 +424,7 @@ def tune(args):
     best = tuning.report(tuner, table, args.run_dir)
     if args.no_retrain:
         return table
-    retrain_dir = pathlib.Path(args.run_dir) / "best"
-    retrain_args = argparse.Namespace(**{**vars(args), **best})
-    retrain_args.run_dir = str(retrain_dir)
-    print(f"\nretraining the best configuration in {retrain_dir}")
-    train(retrain_args)
-    export(argparse.Namespace(run_dir=str(retrain_dir), out=str(pathlib.Path(args.run_dir) / "export"),
-                              beam=args.beam, length_penalty=args.length_penalty,
-                              max_source_length=None, max_output_length=None))
+    tuning.retrain_best(train, export, args, best, tuning.best_epochs(tuner),
+                        beam=args.beam, length_penalty=args.length_penalty,
+                        max_source_length=None, max_output_length=None)
     return table

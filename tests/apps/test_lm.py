@@ -404,3 +404,20 @@ def test_every_option_has_help():
         for action in sub._actions:
             if action.dest != "help":
                 assert action.help, f"{name} {action.dest} has no help"
+
+
+def test_tune_retrains_the_best_on_train_and_validation_and_exports(word_corpus, tmp_path):
+    from apps.lm import tuning as lm_tuning
+
+    root = tmp_path / "tune"
+    table, metrics = lm_tuning.tune(root, str(word_corpus), max_trials=2, epochs=2, quiet=True)
+    assert [row["status"] for row in table] == ["COMPLETED", "COMPLETED"]
+    best_trial = table[0]
+    config = json.loads((root / "best" / "config.json").read_text())
+    assert config["include_validation"] is True
+    for name in ("cell", "units", "layers", "bptt"):
+        assert config[name] == best_trial[name], name
+    trial = json.loads((root / "search" / f"trial_{best_trial['trial_id']}" / "trial.json").read_text())
+    assert len(list(csv.DictReader(open(root / "best" / "history.csv")))) == trial["best_step"] + 1
+    assert "validation" not in metrics and metrics["test"]["perplexity"] > 1
+    assert list((root / "export").glob("*/saved_model.pb"))

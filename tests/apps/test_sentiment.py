@@ -173,3 +173,24 @@ def test_tuner_runs_two_trials(trained, tmp_path):
     assert len(table) == 2
     assert all(row["status"] == "COMPLETED" and row["score"] is not None for row in table)
     assert (tmp_path / "tune" / "results.csv").exists()
+
+
+def test_tune_retrains_the_best_on_train_and_validation_and_exports(trained, tmp_path):
+    _, data, _, _ = trained
+    root = tmp_path / "tune"
+    table = run(["tune", "--data", str(data), "--run-dir", str(root), "--max-trials", "2",
+                 "--epochs", "3", "--patience", "3", "--batch-size", "32", "--units", "8", "--quiet"])
+    best_trial = table[0]
+    config = json.loads((root / "best" / "config.json").read_text())
+    assert config["include_validation"] is True
+    for name in ("units", "embedding_dim", "cell", "learning_rate"):
+        assert config[name] == best_trial[name], name
+    # As many epochs as the best trial needed (the oracle's record of its best epoch);
+    # nothing validated (the validation split is training data here).
+    trial = json.loads((root / "search" / f"trial_{best_trial['trial_id']}" / "trial.json").read_text())
+    rows = history(root / "best")
+    assert len(rows) == trial["best_step"] + 1
+    assert all(value == "NA" for row in rows for key, value in row.items() if key.startswith("val_"))
+    metrics = json.loads((root / "best" / "metrics.json").read_text())
+    assert "validation" not in metrics and metrics["test"]["accuracy"] > 0.5
+    assert list((root / "export").glob("*/saved_model.pb"))

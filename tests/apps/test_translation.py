@@ -356,10 +356,16 @@ def test_every_verb_has_help(verb, capsys):
     assert "--" in capsys.readouterr().out
 
 
-def test_tuner_runs_two_trials(cli_run, tmp_path):
+def test_tuner_runs_two_trials_then_retrains_on_train_and_validation(cli_run, tmp_path):
     _, data, _, _ = cli_run
-    table = run(["tune", "--data", str(data), "--run-dir", str(tmp_path / "tune"), "--max-trials", "2",
-                 "--epochs", "1", "--batch-size", "16", "--min-count", "1", "--quiet", "--no-retrain"])
+    root = tmp_path / "tune"
+    table = run(["tune", "--data", str(data), "--run-dir", str(root), "--max-trials", "2",
+                 "--epochs", "1", "--batch-size", "16", "--min-count", "1", "--quiet"])
     assert len(table) == 2
     assert all(row["status"] == "COMPLETED" and row["score"] is not None for row in table)
-    assert (tmp_path / "tune" / "results.csv").exists()
+    assert (root / "results.csv").exists()
+    config = json.loads((root / "best" / "config.json").read_text())
+    assert config["include_validation"] is True
+    assert config["attention"] == table[0]["attention"] and config["units"] == table[0]["units"]
+    assert len(history(root / "best")) == 1  # the best trial's epoch count
+    assert list((root / "export").glob("*/saved_model.pb"))
