@@ -232,16 +232,41 @@ def is_chief():
     return task == ("worker", 0) and "chief" not in cluster
 
 
-def worker_run_dir(run_dir):
-    """The run folder this process writes: the chief's is `run_dir`; every other worker of a
-    multi-worker run writes a complete folder of its own, `run_dir/<type>-<index>`, so that
-    workers sharing a file system never overwrite each other's checkpoints (and each can
-    resume from its own backup)."""
+def worker_run_dir(run_dir, strategy):
+    """The run folder this process writes.
+
+    Under MultiWorkerMirroredStrategy the chief writes `run_dir` and every other worker a
+    complete folder of its own beside it, `<run_dir>.<type>-<index>`, so that workers sharing
+    a file system never overwrite each other's checkpoints, each can resume from its own
+    backup, and the chief's `--overwrite` (which empties `run_dir`) never touches theirs.
+    Any other strategy: `run_dir`, whatever TF_CONFIG says.
+    """
+    import tensorflow as tf
+
     run_dir = pathlib.Path(run_dir)
-    if is_chief():
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or is_chief():
         return run_dir
     kind, index = _task()
-    return run_dir / f"{kind}-{index}"
+    return run_dir.with_name(f"{run_dir.name}.{kind}-{index}")
+
+
+def same_split(first, second):
+    """True when two splits hold the same examples (a data set with one held-out part uses it
+    as both validation and test)."""
+    import numpy as np
+
+    if isinstance(first, np.ndarray) or isinstance(second, np.ndarray):
+        return np.array_equal(np.asarray(first), np.asarray(second))
+    return list(first) == list(second)
+
+
+def refuse_final_fit_without_test(data_name, validation, test):
+    """`--include-validation` would train on the test data when validation *is* test."""
+    if same_split(validation, test):
+        raise ValueError(
+            f"--include-validation: {data_name} has no test split of its own (its test split is "
+            "its validation split), so training on validation would train on the test data"
+        )
 
 
 def prepare_for_strategy(model, strategy):

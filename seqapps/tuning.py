@@ -142,23 +142,31 @@ def best_epochs(tuner):
     budget for retraining that configuration on train+validation, where nothing is left to
     stop early on."""
     (trial,) = tuner.oracle.get_best_trials(1)
-    return int(trial.best_step or 0) + 1
+    # Hyperband continues a trial from an earlier one's weights (`tuner/initial_epoch`);
+    # best_step counts only the epochs this trial ran itself.
+    initial_epoch = int(trial.hyperparameters.values.get("tuner/initial_epoch", 0))
+    return initial_epoch + int(trial.best_step or 0) + 1
 
 
-def retrain_best(train, export, args, best, epochs, **export_options):
+def retrain_best(train, export, args, best, epochs, *, has_test_split=True, **export_options):
     """Retrains the best configuration on train+validation in `<run-dir>/best` with the
     app's own `train` verb, then exports it to `<run-dir>/export`.
 
     `best` holds the app's `train` options to override (the tuned hyperparameters),
-    `epochs` the epoch budget (see `best_epochs`). Returns what `train` returns.
+    `epochs` the epoch budget (see `best_epochs`). Data whose test split is its validation
+    split (`has_test_split=False`) is retrained on train only, with early stopping, so that
+    the test numbers stay honest. Returns what `train` returns.
     """
     import argparse
 
     run_dir = pathlib.Path(args.run_dir)
-    options = {**vars(args), **best, "run_dir": str(run_dir / "best"), "epochs": epochs,
-               "include_validation": True, "patience": 0}
-    print(f"\nretraining the best configuration on train+validation for {epochs} epoch(s) "
-          f"in {run_dir / 'best'}")
+    options = {**vars(args), **best, "run_dir": str(run_dir / "best"), "strategy": "default"}
+    if has_test_split:
+        options.update(epochs=epochs, include_validation=True, patience=0)
+        what = f"on train+validation for {epochs} epoch(s)"
+    else:
+        what = "on train only (this data's test split is its validation split)"
+    print(f"\nretraining the best configuration {what} in {run_dir / 'best'}")
     result = train(argparse.Namespace(**options))
     export(argparse.Namespace(run_dir=str(run_dir / "best"), out=str(run_dir / "export"),
                               **export_options))

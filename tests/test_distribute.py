@@ -217,7 +217,7 @@ def test_app_trains_on_two_workers(app, tmp_path):
     for proc in procs:
         out, err = proc.communicate(timeout=400)
         assert proc.returncode == 0, (out + err)[-3000:]
-    worker_dir = run_dir / "worker-1"  # worker 0 is the chief and owns run_dir itself
+    worker_dir = tmp_path / "run.worker-1"  # worker 0 is the chief and owns run_dir itself
     for folder in (run_dir, worker_dir):
         assert (folder / "best.keras").exists() and (folder / "metrics.json").exists()
         assert len(history(folder)) == 2
@@ -248,3 +248,15 @@ def history(run_dir):
 
     with open(run_dir / "history.csv") as f:
         return list(csv.DictReader(f))
+
+
+def test_worker_run_dir_moves_only_under_multiworker(monkeypatch, tmp_path):
+    """A TF_CONFIG left in the environment must not move a single-worker run's folder."""
+    import tensorflow as tf
+
+    from seqapps import training
+
+    monkeypatch.setenv("TF_CONFIG", json.dumps(
+        {"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}))
+    assert not training.is_chief()
+    assert training.worker_run_dir(tmp_path / "run", tf.distribute.get_strategy()) == tmp_path / "run"

@@ -167,19 +167,22 @@ def train(run_dir, data=None, *, level=None, model=None, order=None, cell=None, 
     else:
         raise ValueError(f"model must be 'rnn' or 'ngram'; got {model!r}")
     if include_validation:
+        training.refuse_final_fit_without_test(corpus.name, corpus.validation, corpus.test)
         config["include_validation"] = True
     run_dir = training.prepare_run_dir(run_dir, config, overwrite=overwrite, ignore=("epochs",))
     codec.save(run_dir)
     log(f"{corpus.name} ({codec.level} level): {len(corpus.train):,} / {len(corpus.validation):,} / "
         f"{len(corpus.test):,} tokens, vocabulary {codec.vocab_size:,}")
 
+    fit_stream = np.concatenate([corpus.train, corpus.validation]) if include_validation else corpus.train
+    evaluated = ("test",) if include_validation else ("validation", "test")
     if model == "ngram":
         start = time.perf_counter()
-        lm = KneserNey(config["order"], codec.vocab_size).fit(corpus.train)
+        lm = KneserNey(config["order"], codec.vocab_size).fit(fit_stream)
         lm.save(run_dir / NGRAM_FILE)
         seconds = time.perf_counter() - start
         log(f"Kneser-Ney {config['order']}-gram: {lm.num_ngrams()} n-grams, fitted in {seconds:.1f} s")
-        metrics = _evaluate_splits(lm, corpus, ("validation", "test"))
+        metrics = _evaluate_splits(lm, corpus, evaluated)
         metrics["train_seconds"] = seconds
         return training.write_metrics(run_dir, metrics)
 
@@ -193,7 +196,6 @@ def train(run_dir, data=None, *, level=None, model=None, order=None, cell=None, 
     training.configure_precision(mixed_precision)
     with strategy_obj.scope():
         net = build_training_model(config, jit)
-    fit_stream = np.concatenate([corpus.train, corpus.validation]) if include_validation else corpus.train
     train_ds = windows(fit_stream, config, drop_remainder=True)
     val_ds = None if include_validation else windows(corpus.validation, config, drop_remainder=False)
     if steps_per_epoch:
@@ -216,7 +218,7 @@ def train(run_dir, data=None, *, level=None, model=None, order=None, cell=None, 
     seconds = time.perf_counter() - start
     training.plot_learning_curves(run_dir)
     lm = load_recurrent_lm(run_dir, config, batch_size=eval_batch_size)
-    metrics = _evaluate_splits(lm, corpus, ("test",) if include_validation else ("validation", "test"))
+    metrics = _evaluate_splits(lm, corpus, evaluated)
     metrics.update(train_seconds=seconds, epochs_finished=training.finished_epochs(run_dir))
     if logs_cb.tokens_per_sec:
         metrics["train_tokens_per_sec"] = logs_cb.tokens_per_sec

@@ -9,7 +9,7 @@ import pathlib
 
 from apps.lm import commands
 from apps.lm.corpus import load_corpus
-from seqapps import tuning
+from seqapps import training, tuning
 
 
 class LanguageModelHyperModel(tuning.AppHyperModel):
@@ -66,11 +66,17 @@ def tune(run_dir, data=None, *, level=None, tuner="random", max_trials=10, epoch
         return table, None
     best = hypermodel.config_from(search_tuner.get_best_hyperparameters(1)[0])
     keys = ("cell", "units", "layers", "dropout", "bptt", "learning_rate", "optimizer", "clipnorm")
-    epochs = retrain_epochs or tuning.best_epochs(search_tuner)
-    print(f"\nretraining the best configuration on train+validation for {epochs} epoch(s) in {run_dir / 'best'}")
-    metrics = commands.train(run_dir / "best", data, level=corpus.codec.level, tie_weights=False, lr_decay=0.5,
-                             epochs=epochs, quiet=quiet, seed=seed, include_validation=True,
-                             **{k: best[k] for k in keys})
+    if training.same_split(corpus.validation, corpus.test):  # e.g. one text file cut 90/10
+        final = dict(epochs=retrain_epochs, lr_decay=0.5)
+        print(f"\nretraining the best configuration on train only ({corpus.name}'s test split is its "
+              f"validation split) in {run_dir / 'best'}")
+    else:
+        epochs = retrain_epochs or tuning.best_epochs(search_tuner)
+        final = dict(epochs=epochs, lr_decay=1.0, include_validation=True)  # nothing to decay on
+        print(f"\nretraining the best configuration on train+validation for {epochs} epoch(s) "
+              f"in {run_dir / 'best'}")
+    metrics = commands.train(run_dir / "best", data, level=corpus.codec.level, tie_weights=False,
+                             quiet=quiet, seed=seed, **final, **{k: best[k] for k in keys})
     commands.export(run_dir / "best", run_dir / "export")
     return table, metrics
 

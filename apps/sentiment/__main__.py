@@ -168,12 +168,14 @@ def train(args):
     if final_fit:
         config["include_validation"] = True
     run_dir = training.prepare_run_dir(
-        training.worker_run_dir(args.run_dir), {**config, "epochs": args.epochs}, overwrite=args.overwrite
+        training.worker_run_dir(args.run_dir, strategy), {**config, "epochs": args.epochs}, overwrite=args.overwrite
     )
     data = load_data(config)
     print(f"data: {data.name}  train {len(data.train)}  validation {len(data.validation)}  test {len(data.test)}  classes {data.label_names}")
 
     # A final fit (--include-validation) trains on both splits: its vocabulary comes from both.
+    if final_fit:
+        training.refuse_final_fit_without_test(data.name, data.validation, data.test)
     fit_examples = list(data.train) + list(data.validation) if final_fit else data.train
     vocab_path = run_dir / "vocab.txt"
     if vocab_path.exists():  # resuming: the vocabulary must be the one the weights were trained with
@@ -373,7 +375,8 @@ def tune(args):
     if args.no_retrain:
         return table
     best = {k: v for k, v in best.items() if k in DEFAULTS or k == "learning_rate"}
-    tuning.retrain_best(train, export, args, best, tuning.best_epochs(tuner))
+    tuning.retrain_best(train, export, args, best, tuning.best_epochs(tuner),
+                        has_test_split=not training.same_split(data.validation, data.test))
     return table
 
 

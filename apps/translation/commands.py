@@ -208,10 +208,11 @@ def train(args):
     final_fit = getattr(args, "include_validation", False)
     if final_fit:
         config["include_validation"] = True
-    run_dir = training.prepare_run_dir(training.worker_run_dir(args.run_dir),
+    run_dir = training.prepare_run_dir(training.worker_run_dir(args.run_dir, strategy),
                                        {**config, "epochs": args.epochs}, overwrite=args.overwrite)
     data = load_data(config)
     if final_fit:  # train on both splits (vocabularies counted on both), nothing to validate on
+        training.refuse_final_fit_without_test(data.name, data.validation, data.test)
         data.train = list(data.train) + list(data.validation)
     print(f"data: {data.name} {data.source_lang}->{data.target_lang}  train {len(data.train)}  "
           f"validation {len(data.validation)}  test {len(data.test)}")
@@ -425,6 +426,6 @@ def tune(args):
     if args.no_retrain:
         return table
     tuning.retrain_best(train, export, args, best, tuning.best_epochs(tuner),
-                        beam=args.beam, length_penalty=args.length_penalty,
+                        has_test_split=not training.same_split(data.validation, data.test), beam=args.beam, length_penalty=args.length_penalty,
                         max_source_length=None, max_output_length=None)
     return table

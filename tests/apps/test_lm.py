@@ -421,3 +421,13 @@ def test_tune_retrains_the_best_on_train_and_validation_and_exports(word_corpus,
     assert len(list(csv.DictReader(open(root / "best" / "history.csv")))) == trial["best_step"] + 1
     assert "validation" not in metrics and metrics["test"]["perplexity"] > 1
     assert list((root / "export").glob("*/saved_model.pb"))
+
+
+def test_final_fit_is_refused_when_the_test_split_is_the_validation_split(tmp_path, capsys):
+    text = tmp_path / "one_file.txt"  # one text file: cut 90/10, its test split is its validation
+    text.write_text("abcabd abcabd abcd\n" * 40)
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--data", str(text), "--units", "8",
+            "--layers", "1", "--bptt", "10", "--batch-size", "4", "--epochs", "1", "--quiet",
+            "--no-tensorboard", "--include-validation"]
+    assert main(args) == 2
+    assert "no test split of its own" in capsys.readouterr().err
