@@ -194,3 +194,14 @@ def test_tune_retrains_the_best_on_train_and_validation_and_exports(trained, tmp
     metrics = json.loads((root / "best" / "metrics.json").read_text())
     assert "validation" not in metrics and metrics["test"]["accuracy"] > 0.5
     assert list((root / "export").glob("*/saved_model.pb"))
+
+
+def test_static_shapes_with_xla_trains(tmp_path):
+    """The TPU-ready mode: fixed padded length, no partial batches, an XLA-compiled step."""
+    data = write_toy_data(tmp_path / "toy.txt", n=160)
+    run_dir = tmp_path / "run"
+    report = run(["train", "--data", str(data), "--run-dir", str(run_dir), "--epochs", "2",
+                  "--patience", "0", "--static-shapes", "--max-length", "12", "--jit", *TINY])
+    rows = history(run_dir)
+    assert len(rows) == 2 and float(rows[1]["loss"]) < float(rows[0]["loss"])
+    assert report["test"]["accuracy"] > 0.5
