@@ -99,7 +99,7 @@ def _flat(x):
 
 
 def _forward_loop(step, xw, mask, initial_states, saved_dtypes):
-    """Runs `step(t, states) -> (new_states, saved)` over the T steps of `xw`, mask carry.
+    """Runs `step(xw_t, states) -> (new_states, saved)` over time with mask carry.
 
     Returns the stacked states after every step (tuple of [T, B, H]) and the stacked
     `saved` tensors (tuple of [T, ...]).
@@ -111,7 +111,7 @@ def _forward_loop(step, xw, mask, initial_states, saved_dtypes):
     saved_ta = tuple(tf.TensorArray(d, size=steps) for d in saved_dtypes)
 
     def body(t, states, states_ta, saved_ta):
-        new_states, saved = step(t, states)
+        new_states, saved = step(xw[t], states)
         if mask is not None:
             m = mask[t]
             new_states = tuple(s + m * (n - s) for n, s in zip(new_states, states))
@@ -170,8 +170,8 @@ def _backward_loop(step, mask, d_hs, d_final, saved_dtype):
 
 
 def _simple_rnn_forward(xw, u, h0, mask):
-    def step(t, states):
-        return (tf.tanh(xw[t] + tf.matmul(states[0], u)),), ()
+    def step(xw_t, states):
+        return (tf.tanh(xw_t + tf.matmul(states[0], u)),), ()
 
     (hs,), _ = _forward_loop(step, xw, mask, (h0,), ())
     return hs
@@ -206,11 +206,11 @@ def simple_rnn_recurrence(xw, recurrent_kernel, h0, mask=None):
 
 
 def _lstm_forward(xw, u, h0, c0, mask):
-    def step(t, states):
+    def step(xw_t, states):
         h, c = states
         # Split the pre-activations first: four H-wide activations measured faster on CPU
         # than one 4H-wide sigmoid with tanh(x) = 2σ(2x) - 1 (fewer bytes moved per op).
-        z_i, z_f, z_g, z_o = tf.split(xw[t] + tf.matmul(h, u), 4, axis=-1)
+        z_i, z_f, z_g, z_o = tf.split(xw_t + tf.matmul(h, u), 4, axis=-1)
         i, f, g, o = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.tanh(z_g), tf.sigmoid(z_o)
         c_new = f * c + i * g
         return (o * tf.tanh(c_new), c_new), (tf.concat([i, f, g, o], -1),)
@@ -276,9 +276,9 @@ def _gru_forward(xw, u, recurrent_bias, h0, mask, reset_after):
     units = tf.shape(h0)[-1]
     u_zr, u_h = u[:, : 2 * units], u[:, 2 * units :]
 
-    def step(t, states):
+    def step(xw_t, states):
         (h,) = states
-        xz, xr, xh = tf.split(xw[t], 3, axis=-1)
+        xz, xr, xh = tf.split(xw_t, 3, axis=-1)
         if reset_after:
             rz, rr, rh = tf.split(tf.matmul(h, u) + recurrent_bias, 3, axis=-1)
             z, r = tf.sigmoid(xz + rz), tf.sigmoid(xr + rr)
