@@ -2,16 +2,21 @@
 `python -m apps.<app> VERB --help` answers at once."""
 
 
-def add_training_arguments(parser, *, epochs, batch_size, learning_rate, patience=3, clipnorm=5.0):
-    """The options every app's `train` (and `tune`) accepts."""
+def add_training_arguments(parser, *, epochs, batch_size, learning_rate, patience=3, clipnorm=5.0,
+                           tuning=False):
+    """The options every app's `train` accepts; `tuning=True`: those `tune` accepts (the
+    search picks the learning rate, and keras-tuner distributes with --distributed instead
+    of a tf.distribute strategy)."""
     parser.add_argument("--run-dir", required=True, help="folder for config, checkpoints, logs, metrics")
     parser.add_argument("--epochs", type=int, default=epochs, help=f"maximum epochs (default {epochs})")
     parser.add_argument("--batch-size", type=int, default=batch_size, help=f"global batch size (default {batch_size})")
-    parser.add_argument("--learning-rate", type=float, default=learning_rate, help=f"learning rate (default {learning_rate})")
+    if not tuning:
+        parser.add_argument("--learning-rate", type=float, default=learning_rate, help=f"learning rate (default {learning_rate})")
     parser.add_argument("--clipnorm", type=float, default=clipnorm, help=f"clip the gradients to this global norm (default {clipnorm}; 0 = off)")
     parser.add_argument("--patience", type=int, default=patience, help=f"early-stopping patience in epochs (default {patience}; 0 = off)")
     parser.add_argument("--seed", type=int, default=0, help="random seed for weights, shuffling and dropout (default 0)")
-    parser.add_argument("--strategy", default="default", choices=["default", "mirrored", "multiworker", "tpu"], help="tf.distribute strategy (default: one device)")
+    if not tuning:
+        parser.add_argument("--strategy", default="default", choices=["default", "mirrored", "multiworker", "tpu"], help="tf.distribute strategy (default: one device)")
     parser.add_argument("--mixed-precision", action="store_true", help="compute in float16 with float32 weights")
     parser.add_argument("--jit", action="store_true", help="compile the training step with XLA")
     parser.add_argument("--overwrite", action="store_true", help="discard an existing run in --run-dir instead of resuming it")
@@ -28,11 +33,18 @@ def add_final_fit_argument(parser):
     )
 
 
-def add_tuning_arguments(parser, *, objective, direction):
+def metric_direction(metric):
+    """"max" for metrics that grow as the model improves (accuracy, AUC, F1, BLEU), else "min"."""
+    return "max" if any(k in metric for k in ("acc", "auc", "f1", "bleu")) else "min"
+
+
+def add_tuning_arguments(parser, *, objective):
     parser.add_argument("--tuner", default="random", choices=["random", "bayesian", "hyperband"], help="search algorithm (default random)")
     parser.add_argument("--max-trials", type=int, default=10, help="trials for random/bayesian (default 10)")
     parser.add_argument("--objective", default=objective, help=f"metric to optimize (default {objective})")
-    parser.add_argument("--direction", default=direction, choices=["min", "max"], help=f"(default {direction})")
+    parser.add_argument("--direction", choices=["min", "max"],
+                        help="minimize or maximize --objective (default: max for accuracy, AUC, F1 "
+                             "and BLEU, min otherwise)")
     parser.add_argument(
         "--distributed", choices=["chief", "worker"],
         help="keras-tuner chief/worker mode; the oracle address comes from --oracle-ip/--oracle-port",
@@ -50,6 +62,8 @@ def run_verb(parser, argv=None):
     instead of a traceback; Ctrl-C says how to resume.
     """
     args = parser.parse_args(argv)
+    if getattr(args, "objective", None) and getattr(args, "direction", "") is None:
+        args.direction = metric_direction(args.objective)  # `tune` without --direction
     from seqapps.data import DataError  # imports TensorFlow: only once the options are valid
 
     try:

@@ -19,7 +19,7 @@ import pathlib
 
 import keras
 
-from seqapps.cli import add_training_arguments  # noqa: F401  (re-exported)
+from seqapps.cli import add_training_arguments, metric_direction  # noqa: F401  (add_training_arguments: re-exported)
 
 HISTORY = "history.csv"
 CONFIG = "config.json"
@@ -43,10 +43,12 @@ def prepare_run_dir(run_dir, config, *, overwrite=False, ignore=("epochs",)):
     config_path = run_dir / CONFIG
     if config_path.exists() and not overwrite:
         previous = json.loads(config_path.read_text())
+        # Over the keys of both: a key only one side has (e.g. `include_validation`, written
+        # only when true) is a change too.
         changed = {
-            k: (previous.get(k), v)
-            for k, v in config.items()
-            if k not in ignore and previous.get(k) != v
+            k: (previous.get(k), config.get(k))
+            for k in previous.keys() | config.keys()
+            if k not in ignore and previous.get(k) != config.get(k)
         }
         if changed:
             details = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in sorted(changed.items()))
@@ -95,7 +97,7 @@ def standard_callbacks(
             keras.callbacks.CSVLogger(str(run_dir / HISTORY), append=True),
             keras.callbacks.TerminateOnNaN(),
         ] + ([keras.callbacks.TensorBoard(str(run_dir / "logs"))] if tensorboard else [])
-    maximize = mode == "max" or (mode == "auto" and any(k in monitor for k in ("acc", "auc", "bleu")))
+    maximize = mode == "max" or (mode == "auto" and metric_direction(monitor) == "max")
     seen = read_history(run_dir).get(monitor)
     best_so_far = None
     if seen and (run_dir / BEST).exists():

@@ -41,9 +41,10 @@ def _patch_help(parser, dest, text):
             action.help = text
 
 
-def add_data_arguments(parser, default=None):
+def add_data_arguments(parser, default=None, *, level=True):
     parser.add_argument("--data", default=default, help=DATA_HELP + (f" (default {default})" if default else " (default: the run's)"))
-    parser.add_argument("--level", choices=["word", "char"], help="tokens are words or characters (default: by --data)")
+    if level:  # a trained run's level is fixed by its vocabulary
+        parser.add_argument("--level", choices=["word", "char"], help="tokens are words or characters (default: by --data)")
 
 
 def add_model_arguments(parser):
@@ -95,7 +96,7 @@ def build_parser():
 
     p = verbs.add_parser("evaluate", help="exact perplexity (and bits per character) of a trained run")
     p.add_argument("--run-dir", required=True, help="the trained run folder")
-    add_data_arguments(p)
+    add_data_arguments(p, level=False)
     p.add_argument("--split", nargs="+", default=["validation", "test"], choices=["train", "validation", "test"], help="splits to evaluate (default validation test)")
     p.add_argument("--batch-size", type=int, default=1, help="parallel streams (default 1: one pass over the stream)")
 
@@ -141,16 +142,17 @@ def build_parser():
     p.add_argument("--retrain-epochs", type=int, help="epochs to retrain the best configuration on train+validation (default: the best trial's)")
     p.add_argument("--overwrite", action="store_true", help="start the search afresh")
     p.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
-    add_tuning_arguments(p, objective="val_loss", direction="min")
+    add_tuning_arguments(p, objective="val_loss")
     _patch_help(p, "oracle_ip", "address of the keras-tuner chief (oracle) for --distributed (default 127.0.0.1)")
     _patch_help(p, "oracle_port", "port of the keras-tuner chief (oracle) for --distributed (default 8000)")
 
     p = verbs.add_parser("gradient-flow", help="measured norm of d loss_t / d h_k against t - k for SimpleRNN, LSTM and GRU")
-    add_data_arguments(p, default="tinyshakespeare")
+    p.add_argument("--data", help=DATA_HELP + " (default: the first --run-dir's data, else tinyshakespeare)")
+    p.add_argument("--level", choices=["word", "char"], help="tokens are words or characters, without --run-dir (default: by --data)")
     p.add_argument("--run-dir", dest="run_dirs", action="append", help="use this trained run (repeat for several); default: train each cell briefly")
-    p.add_argument("--cells", nargs="+", default=["simple", "lstm", "gru"], choices=["simple", "lstm", "gru"], help="cells to compare (default all three)")
-    p.add_argument("--units", type=int, default=128, help="units of the briefly trained models (default 128)")
-    p.add_argument("--train-steps", type=int, default=300, help="training windows per cell before measuring (default 300)")
+    p.add_argument("--cells", nargs="+", default=["simple", "lstm", "gru"], choices=["simple", "lstm", "gru"], help="cells to train and compare, without --run-dir (default all three)")
+    p.add_argument("--units", type=int, default=128, help="units of the briefly trained models, without --run-dir (default 128)")
+    p.add_argument("--train-steps", type=int, default=300, help="training windows per cell before measuring, without --run-dir (default 300)")
     p.add_argument("--span", type=int, default=60, help="largest t - k measured (default 60)")
     p.add_argument("--samples", type=int, default=32, help="passages averaged (default 32)")
     p.add_argument("--out", default="gradient_flow.png", help="PNG to write (a .json with the numbers beside it)")

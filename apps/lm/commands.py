@@ -2,7 +2,8 @@
 
     train(run_dir, data="ptb", ...)       evaluate(run_dir, ...)       export(run_dir, out)
     generate(prompts, run_dir=|export_dir=, ...)    complete(prompt, ...)    score(sentences, ...)
-    tune(run_dir, ...)    gradient_flow(...), cells(...), embeddings(...) in apps.lm.diagnostics
+    tune(run_dir, ...) in apps.lm.tuning; gradient_flow(...), cells(...), embeddings(...) in
+    apps.lm.diagnostics
 """
 
 import json
@@ -217,6 +218,7 @@ def train(run_dir, data=None, *, level=None, model=None, order=None, cell=None, 
             callbacks=[ResetStates(), logs_cb, *standard, *extra, *callbacks], verbose=0 if quiet else 1)
     seconds = time.perf_counter() - start
     training.plot_learning_curves(run_dir)
+    training.configure_precision(False)  # evaluate in float32, as `evaluate` does: exact perplexity
     lm = load_recurrent_lm(run_dir, config, batch_size=eval_batch_size)
     metrics = _evaluate_splits(lm, corpus, evaluated)
     metrics.update(train_seconds=seconds, epochs_finished=training.finished_epochs(run_dir))
@@ -270,7 +272,8 @@ def evaluate(run_dir, *, data=None, splits=("validation", "test"), batch_size=1)
     config, codec, lm = load_run(run_dir, batch_size=batch_size)
     corpus = load_corpus(data or config["data"], level=codec.level, codec=codec)
     metrics = _evaluate_splits(lm, corpus, splits)
-    training.write_metrics(run_dir, metrics, key="evaluate")
+    if data is None or data == config["data"]:  # other data's numbers don't belong to the run
+        training.write_metrics(run_dir, metrics, key="evaluate")
     return metrics
 
 

@@ -75,7 +75,7 @@ def _unrolled_grad_norms(net, config, passages):
     return np.exp(np.mean(np.log(np.maximum(norms, 1e-30)), axis=0))[::-1]  # geometric mean, lag 0 first
 
 
-def gradient_flow(*, run_dirs=None, data="tinyshakespeare", level=None, cells=("simple", "lstm", "gru"),
+def gradient_flow(*, run_dirs=None, data=None, level=None, cells=("simple", "lstm", "gru"),
                   units=128, train_steps=300, span=60, samples=32, out="gradient_flow.png", seed=0):
     """Measures the curves and writes `out` (PNG) and `out`.json. Returns {label: [norms]}."""
     models = []
@@ -84,9 +84,9 @@ def gradient_flow(*, run_dirs=None, data="tinyshakespeare", level=None, cells=("
             config = training.load_config(run_dir)
             net = keras.saving.load_model(pathlib.Path(run_dir) / training.BEST, compile=False)
             models.append((f"{config['cell']} ({pathlib.Path(run_dir).name})", net, config))
-        corpus = load_corpus(models[0][2]["data"], codec=commands.Codec.load(run_dirs[0]))
+        corpus = load_corpus(data or models[0][2]["data"], codec=commands.Codec.load(run_dirs[0]))
     else:
-        corpus = load_corpus(data, level=level)
+        corpus = load_corpus(data or "tinyshakespeare", level=level)
         for cell in cells:
             commands.log(f"training a {units}-unit {cell} for {train_steps} windows ...")
             net, config = _quick_train(corpus, cell, units, train_steps, seed)

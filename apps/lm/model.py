@@ -137,14 +137,3 @@ def step(model, tokens, states):
     if any(layer.name == "projection" for layer in model.layers):
         x = model.get_layer("projection")(x)
     return embedding(x, reverse=True), new_states
-
-
-def compile_model(model, learning_rate, clipnorm, jit=False):
-    from seqapps.training import make_optimizer
-
-    model.compile(
-        optimizer=make_optimizer(learning_rate, clipnorm),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        jit_compile=bool(jit),
-    )
-    return model

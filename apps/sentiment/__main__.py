@@ -65,7 +65,8 @@ def batches(examples, vectorizer, config, batch_size, *, shuffle, seed=0):
 
     if config.get("static_shapes"):
         # TPU / XLA: every batch exactly [batch_size, max_length]; the last partial batch is
-        # dropped for training (evaluation keeps it: it runs outside the compiled step).
+        # dropped for training. Evaluation keeps it, so that every example counts: its shape is
+        # static too, at the cost of one more compilation of the test step.
         ds = encoded_dataset(examples, vectorizer, config["max_length"]).cache()
         if shuffle:
             ds = ds.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
@@ -154,7 +155,6 @@ def format_report(report):
 
 def train(args):
     """Trains into a run folder, resuming it if it already holds this run."""
-    import tensorflow as tf
 
     from seqapps import training
     from seqapps.data import build_word_vectorizer, load_vocabulary, save_vocabulary, vectorizer_from_vocabulary
@@ -322,7 +322,6 @@ def export(args):
 
 def tune(args):
     """keras-tuner over cell, units, layers, bidirectional, dropout, embedding size, lr."""
-    import keras_tuner as kt
 
     from apps.sentiment.model import compile_classifier
     from seqapps import training, tuning
@@ -333,6 +332,7 @@ def tune(args):
             tuning.distributed_env(args.distributed, oracle_ip=args.oracle_ip, oracle_port=args.oracle_port, worker_index=args.worker_index)
         )
     training.set_seed(args.seed)
+    training.configure_precision(args.mixed_precision)
     base = model_config(args)
     data = load_data(base)
     vectorizer = build_word_vectorizer([t for t, _ in data.train], max_tokens=base["max_vocab"], min_count=base["min_count"])
@@ -353,7 +353,9 @@ def tune(args):
 
         def build_from(self, config):
             model = build_from_config(config, vocab_size, num_classes)
-            return compile_classifier(model, training.make_optimizer(config["learning_rate"], args.clipnorm))
+            compile_classifier(model, training.make_optimizer(config["learning_rate"], args.clipnorm))
+            model.jit_compile = args.jit
+            return model
 
     tuner = tuning.make_tuner(
         args.tuner, SentimentHyperModel(), directory=args.run_dir, objective=args.objective,
@@ -364,7 +366,8 @@ def tune(args):
     val_ds = batches(data.validation, vectorizer, base, 256, shuffle=False)
     import keras
 
-    stop = [keras.callbacks.EarlyStopping(monitor=args.objective, mode=args.direction, patience=max(args.patience, 1))]
+    stop = [keras.callbacks.EarlyStopping(monitor=args.objective, mode=args.direction, patience=args.patience)
+            ] if args.patience else []
     table = tuning.search(
         tuner, train_ds, validation_data=val_ds, epochs=args.epochs, callbacks=stop,
         verbose=0 if args.quiet else 1,
@@ -428,8 +431,8 @@ def parser():
 
     p = verbs.add_parser("tune", help="keras-tuner search; retrains and exports the best model")
     add_model_arguments(p)
-    add_training_arguments(p, epochs=6, batch_size=50, learning_rate=5e-4, patience=2)
-    add_tuning_arguments(p, objective="val_accuracy", direction="max")
+    add_training_arguments(p, epochs=6, batch_size=50, learning_rate=None, patience=2, tuning=True)
+    add_tuning_arguments(p, objective="val_accuracy")
     p.set_defaults(run=tune)
 
     p = verbs.add_parser("export", help="SavedModel taking raw strings (TensorFlow Serving layout)")

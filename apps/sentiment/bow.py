@@ -14,5 +14,6 @@ def build_bow_model(vocab_size, num_classes, *, embedding_dim=128, dropout=0.6, 
     x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(ids)
     x = SequencePooling("mean", name="mean_pool")(x)
     x = keras.layers.Dropout(dropout)(x)
-    probs = keras.layers.Dense(num_classes, activation="softmax", name="classifier")(x)
+    # float32 even under mixed precision: a float16 softmax rounds small probabilities to 0
+    probs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="classifier")(x)
     return keras.Model(ids, probs, name="sentiment_bow")

@@ -52,7 +52,8 @@ def build_model(
     elif pooling == "attention":
         x = AttentionPooling(units, name="attention_pool")(x)
     x = keras.layers.Dropout(dropout)(x)
-    probs = keras.layers.Dense(num_classes, activation="softmax", name="classifier")(x)
+    # float32 even under mixed precision: a float16 softmax rounds small probabilities to 0
+    probs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="classifier")(x)
     return keras.Model(ids, probs, name=f"sentiment_{cell}")
 
 

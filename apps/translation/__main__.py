@@ -133,8 +133,8 @@ def parser():
     p = verbs.add_parser("tune", help="keras-tuner search; retrains and exports the best model")
     add_data_arguments(p)
     add_model_arguments(p)
-    add_training_arguments(p, epochs=5, batch_size=64, learning_rate=1e-3, patience=2)
-    add_tuning_arguments(p, objective="val_loss", direction="min")
+    add_training_arguments(p, epochs=5, batch_size=64, learning_rate=None, patience=2, tuning=True)
+    add_tuning_arguments(p, objective="val_loss")
     add_training_options(p)
     add_decoding_arguments(p)
     p.add_argument("--evaluate", action=argparse.BooleanOptionalAction, default=True,

@@ -29,11 +29,17 @@ def load_data(config):
 
     data = load_translation(config["pair"], data=config["data"], tokenized=not config["raw"],
                             seed=config.get("seed", 0))
-    if config.get("max_train") and len(data.train) > config["max_train"]:
-        rng = np.random.default_rng([config.get("seed", 0), 3])
-        keep = np.sort(rng.choice(len(data.train), config["max_train"], replace=False))
-        data.train = [data.train[i] for i in keep]
+    data.train = train_subset(data.train, config)
     return data
+
+
+def train_subset(train, config):
+    """The training pairs a run with `max_train` uses: the same seeded subset every time."""
+    if config.get("max_train") and len(train) > config["max_train"]:
+        rng = np.random.default_rng([config.get("seed", 0), 3])
+        keep = np.sort(rng.choice(len(train), config["max_train"], replace=False))
+        return [train[i] for i in keep]
+    return train
 
 
 def references(config, data, split):
@@ -52,7 +58,10 @@ def references(config, data, split):
         from seqapps.data import load_translation
 
         tokenized = [" ".join(t.split()) for t in targets]
-        raw = [t for _, t in getattr(load_translation(config["pair"], tokenized=False), split)]
+        raw_pairs = getattr(load_translation(config["pair"], tokenized=False), split)
+        if split == "train":
+            raw_pairs = train_subset(raw_pairs, config)
+        raw = [t for _, t in raw_pairs]
         if len(raw) != len(tokenized):
             raise ValueError(f"raw and tokenized Multi30k {split} splits differ in length")
         return sources, tokenized, raw
@@ -189,7 +198,8 @@ def training_callbacks(run_dir, monitor, patience):
 
 def run_config(args):
     config = {k: getattr(args, k) for k in DEFAULTS}
-    config.update(seed=args.seed, batch_size=args.batch_size, learning_rate=args.learning_rate,
+    config.update(seed=args.seed, batch_size=args.batch_size,  # tune: the search picks the rate
+                  learning_rate=getattr(args, "learning_rate", None),
                   clipnorm=args.clipnorm, monitor=args.monitor)
     return config
 
@@ -253,6 +263,8 @@ def train(args):
     if args.evaluate:
         eval_args = argparse.Namespace(run_dir=str(run_dir), split="test", beam=args.beam,
                                        length_penalty=args.length_penalty, max_eval=None,
+                                       max_source_length=args.max_source_length,
+                                       max_output_length=args.max_output_length,
                                        batch_size=64, quiet=args.quiet)
         report["test"] = evaluate(eval_args, data=data)
     training.write_metrics(run_dir, report)
@@ -380,6 +392,7 @@ def tune(args):
             args.distributed, oracle_ip=args.oracle_ip, oracle_port=args.oracle_port,
             worker_index=args.worker_index))
     training.set_seed(args.seed)
+    training.configure_precision(args.mixed_precision)
     base = run_config(args)
     data = load_data(base)
     pathlib.Path(args.run_dir).mkdir(parents=True, exist_ok=True)
@@ -401,7 +414,7 @@ def tune(args):
             }
 
         def build_from(self, config):
-            return build_from_config(config, len(source_vocab), len(target_vocab))
+            return build_from_config(config, len(source_vocab), len(target_vocab), jit_compile=args.jit)
 
     tuner = tuning.make_tuner(
         args.tuner, TranslationHyperModel(), directory=args.run_dir, objective=args.objective,
@@ -412,12 +425,15 @@ def tune(args):
     val_ds = text.batches(data.validation, source_vectorizer, target_vectorizer, 128)
     callbacks = []
     if args.objective == "val_bleu":
+        if not args.val_bleu_sentences:
+            raise ValueError("--objective val_bleu needs --val-bleu-sentences > 0")
         sources, refs, _ = references(base, data, "validation")
-        n = args.val_bleu_sentences or len(sources)
+        n = args.val_bleu_sentences
         callbacks.append(ValidationBleu(source_vocab, target_vocab, sources[:n], refs[:n],
                                         verbose=not args.quiet))
-    callbacks.append(keras.callbacks.EarlyStopping(
-        monitor=args.objective, mode=args.direction, patience=max(args.patience, 1)))
+    if args.patience:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=args.objective, mode=args.direction, patience=args.patience))
     table = tuning.search(tuner, train_ds, validation_data=val_ds, epochs=args.epochs,
                           callbacks=callbacks, verbose=0 if args.quiet else 1)
     if args.distributed == "worker":
@@ -427,5 +443,6 @@ def tune(args):
         return table
     tuning.retrain_best(train, export, args, best, tuning.best_epochs(tuner),
                         has_test_split=not training.same_split(data.validation, data.test), beam=args.beam, length_penalty=args.length_penalty,
-                        max_source_length=None, max_output_length=None)
+                        max_source_length=args.max_source_length,
+                        max_output_length=args.max_output_length)
     return table

@@ -18,7 +18,6 @@ All of it is `tf.strings` ops, so it traces into the SavedModel.
 import re
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from seqapps.data import count_tokens, padded_batches, vectorizer_from_vocabulary, vocabulary_from_counts
@@ -163,7 +162,3 @@ def batches(pairs, source_vectorizer, target_vectorizer, batch_size, *, shuffle=
             _pad_to_multiple(target, multiple)))
     return dataset
 
-
-def source_lengths(texts):
-    """Number of tokens of each text after standardization."""
-    return np.array([len(t.split()) for t in tokenize(texts)])

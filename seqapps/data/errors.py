@@ -35,9 +35,9 @@ class DataError(ValueError):
             where += f", line {line_number}"
         return cls(
             f"{where}: cannot decode the file as {encoding!r} "
-            f"({error.reason} at byte {error.start}). Pass the file's encoding "
-            "with `encoding=` (Python) or `--encoding` (command line), "
-            "e.g. 'latin-1' or 'cp1252'."
+            f"({error.reason} at byte {error.start}). The apps read UTF-8: convert the file "
+            "(e.g. `iconv -f latin-1 -t utf-8 IN > OUT`), or in Python pass the file's encoding "
+            "with `encoding=`, e.g. 'latin-1' or 'cp1252'."
         )
 
     @classmethod

@@ -297,9 +297,8 @@ def _gru_forward(xw, u, recurrent_bias, h0, mask, reset_after):
 
 
 def _gru_backward(d_hs, u, recurrent_bias, h0, hs, gates, extra_seq, mask, reset_after):
-    # Unlike LSTM, the GRU's factors are computed inside the loop from the saved gates:
-    # precomputing them for all steps (as for LSTM) measured no faster here and took
-    # 1.3x more peak memory.
+    # As for LSTM, the factors are computed inside the loop from the saved gates:
+    # precomputing them for all steps measured no faster here and took 1.3x more peak memory.
     units = tf.shape(h0)[-1]
     u_zr_t, u_h_t, u_t = tf.transpose(u[:, : 2 * units]), tf.transpose(u[:, 2 * units :]), tf.transpose(u)
     h_prev_seq = _prev_states(hs, h0)

@@ -57,7 +57,7 @@ def test_wrong_encoding_says_which_and_how_to_change(write):
         readers.read_labelled_sentences(path)
     message = str(error.value)
     assert str(path) in message and "line 1" in message
-    assert "'utf-8'" in message and "encoding=" in message and "--encoding" in message
+    assert "'utf-8'" in message and "encoding=" in message and "iconv -f latin-1" in message
     assert readers.read_labelled_sentences(path, encoding="latin-1")[0] == ("café au lait", 1)
 
 

@@ -1,0 +1,44 @@
+"""The run folder's guard against resuming into a different experiment."""
+
+import json
+
+import pytest
+
+from seqapps import training
+
+
+def test_same_config_resumes_and_epochs_may_grow(tmp_path):
+    training.prepare_run_dir(tmp_path / "run", {"units": 8, "epochs": 2})
+    training.prepare_run_dir(tmp_path / "run", {"units": 8, "epochs": 5})
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["epochs"] == 5
+
+
+@pytest.mark.parametrize("first, second", [
+    ({"units": 8}, {"units": 16}),
+    # a key only one side has is a change: a final fit on train+validation resumed without
+    # --include-validation would otherwise early-stop on data it was trained on
+    ({"units": 8, "include_validation": True}, {"units": 8}),
+    ({"units": 8}, {"units": 8, "include_validation": True}),
+])
+def test_other_settings_are_refused(tmp_path, first, second):
+    training.prepare_run_dir(tmp_path / "run", first)
+    with pytest.raises(ValueError, match="other settings.*include_validation|other settings.*units"):
+        training.prepare_run_dir(tmp_path / "run", second)
+    training.prepare_run_dir(tmp_path / "run", second, overwrite=True)
+    assert json.loads((tmp_path / "run" / "config.json").read_text()) == second
+
+
+@pytest.mark.parametrize("objective, direction", [
+    ("val_loss", "min"), ("val_perplexity", "min"), ("val_accuracy", "max"), ("val_bleu", "max"),
+    ("val_auc", "max"), ("val_macro_f1", "max"),
+])
+def test_tune_maximizes_scores_and_minimizes_losses_unless_told(objective, direction):
+    import argparse
+
+    from seqapps.cli import add_tuning_arguments, run_verb
+
+    parser = argparse.ArgumentParser()
+    add_tuning_arguments(parser, objective="val_loss")
+    parser.set_defaults(run=lambda args: args.direction)
+    assert run_verb(parser, ["--objective", objective]) == direction
+    assert run_verb(parser, ["--objective", objective, "--direction", "min"]) == "min"
