@@ -76,7 +76,8 @@ def load_config(run_dir):
 
 
 def standard_callbacks(
-    run_dir, *, monitor="val_loss", mode="auto", patience=3, tensorboard=True, start_from_epoch=0
+    run_dir, *, monitor="val_loss", mode="auto", patience=3, tensorboard=True, start_from_epoch=0,
+    lr_decay=None,
 ):
     """Resume, best checkpoint, early stopping, TensorBoard, CSV history, NaN guard.
 
@@ -86,8 +87,11 @@ def standard_callbacks(
     extends it, and the best-checkpoint threshold starts from the best value history.csv
     already records, so a resumed run never overwrites best.keras with a worse epoch.
     `start_from_epoch` delays early stopping (for metrics that are noise at first).
+    `lr_decay` (< 1) multiplies the learning rate by itself after every epoch whose `monitor`
+    did not improve (the optimizer's learning rate is part of the backup, so a resumed run
+    keeps its decayed rate).
     `monitor=None` (no validation data: a final fit on train+validation) keeps the last
-    epoch as best.keras and never stops early.
+    epoch as best.keras, never stops early and never decays.
     """
     run_dir = pathlib.Path(run_dir)
     if monitor is None:
@@ -98,6 +102,7 @@ def standard_callbacks(
             keras.callbacks.TerminateOnNaN(),
         ] + ([keras.callbacks.TensorBoard(str(run_dir / "logs"))] if tensorboard else [])
     maximize = mode == "max" or (mode == "auto" and metric_direction(monitor) == "max")
+    mode = "max" if maximize else "min"
     seen = read_history(run_dir).get(monitor)
     best_so_far = None
     if seen and (run_dir / BEST).exists():
@@ -114,6 +119,12 @@ def standard_callbacks(
         keras.callbacks.CSVLogger(str(run_dir / HISTORY), append=True),
         keras.callbacks.TerminateOnNaN(),
     ]
+    if lr_decay and lr_decay < 1:
+        # First in the list, so that the backup taken at the same epoch end holds the decayed
+        # rate; and it starts from the best value already recorded, as if never interrupted.
+        callbacks.insert(0, DecayOnPlateau(
+            best_so_far=(max(seen) if maximize else min(seen)) if seen else None,
+            monitor=monitor, mode=mode, factor=lr_decay, patience=0, min_lr=1e-6, verbose=1))
     if patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -127,6 +138,19 @@ def standard_callbacks(
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs")))
     return callbacks
+
+
+class DecayOnPlateau(keras.callbacks.ReduceLROnPlateau):
+    """`ReduceLROnPlateau` that, in a resumed run, compares with the best value so far."""
+
+    def __init__(self, best_so_far=None, **kwargs):
+        super().__init__(**kwargs)
+        self.best_so_far = best_so_far
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.best_so_far is not None:
+            self.best = self.best_so_far
 
 
 def finished_epochs(run_dir):

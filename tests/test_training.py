@@ -42,3 +42,23 @@ def test_tune_maximizes_scores_and_minimizes_losses_unless_told(objective, direc
     parser.set_defaults(run=lambda args: args.direction)
     assert run_verb(parser, ["--objective", objective]) == direction
     assert run_verb(parser, ["--objective", objective, "--direction", "min"]) == "min"
+
+
+def test_lr_decay_on_plateau_survives_a_resume(tmp_path):
+    import keras
+    import numpy as np
+
+    def fit(epochs):
+        # Frozen weights: the validation loss never improves, so every epoch after the
+        # first decays the rate.
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, trainable=False)])
+        model.compile(keras.optimizers.SGD(learning_rate=1.0), loss="mse")
+        x, y = np.ones((8, 3), "float32"), np.zeros((8, 1), "float32")
+        callbacks = training.standard_callbacks(tmp_path, patience=0, tensorboard=False, lr_decay=0.5)
+        model.fit(x, y, validation_data=(x, y), epochs=epochs, callbacks=callbacks, verbose=0)
+        return float(model.optimizer.learning_rate.numpy())
+
+    assert fit(3) == 0.25
+    # resumed from the backup: the decayed rate is restored, and the plateau is still one
+    assert fit(5) == 0.0625  # 1 -> .5 -> .25 -> .125 -> .0625, as without the interruption
+    assert training.finished_epochs(tmp_path) == 5

@@ -203,11 +203,9 @@ def train(run_dir, data=None, *, level=None, model=None, order=None, cell=None, 
         train_ds = train_ds.take(steps_per_epoch)
     logs_cb = LanguageModelLogs(codec.level, config["batch_size"] * config["bptt"])
     standard = training.standard_callbacks(run_dir, monitor=None if include_validation else "val_loss",
-                                           patience=patience, tensorboard=tensorboard)
+                                           patience=patience, tensorboard=tensorboard,
+                                           lr_decay=config["lr_decay"])
     extra = []
-    if config["lr_decay"] and config["lr_decay"] < 1 and not include_validation:
-        extra.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=config["lr_decay"],
-                                                       patience=0, min_lr=1e-6, verbose=0 if quiet else 1))
     if max_minutes:
         extra.append(TimeLimit(max_minutes))
     done = training.finished_epochs(run_dir)

@@ -184,14 +184,13 @@ class TimeBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def training_callbacks(run_dir, monitor, patience):
+def training_callbacks(run_dir, monitor, patience, lr_decay=None):
     """The shared callbacks; with `--monitor val_bleu`, early stopping waits 5 epochs
     because BLEU is noise until the model starts to translate."""
     from seqapps import training
 
-    mode = "max" if monitor == "val_bleu" else "min"  # monitor None: a final fit, see train
-    return training.standard_callbacks(
-        run_dir, monitor=monitor, mode=mode, patience=patience,
+    return training.standard_callbacks(  # monitor None: a final fit, see train
+        run_dir, monitor=monitor, patience=patience, lr_decay=lr_decay,
         start_from_epoch=5 if monitor == "val_bleu" else 0,
     )
 
@@ -200,7 +199,7 @@ def run_config(args):
     config = {k: getattr(args, k) for k in DEFAULTS}
     config.update(seed=args.seed, batch_size=args.batch_size,  # tune: the search picks the rate
                   learning_rate=getattr(args, "learning_rate", None),
-                  clipnorm=args.clipnorm, monitor=args.monitor)
+                  clipnorm=args.clipnorm, monitor=args.monitor, lr_decay=args.lr_decay)
     return config
 
 
@@ -245,7 +244,8 @@ def train(args):
         sources, refs, _ = references(config, data, "validation")
         n = args.val_bleu_sentences
         callbacks.append(ValidationBleu(source_vocab, target_vocab, sources[:n], refs[:n]))
-    callbacks += training_callbacks(run_dir, None if final_fit else args.monitor, args.patience)
+    callbacks += training_callbacks(run_dir, None if final_fit else args.monitor, args.patience,
+                                    config["lr_decay"])
     if getattr(args, "max_minutes", None):
         callbacks.append(TimeBudget(args.max_minutes))
     done = training.finished_epochs(run_dir)
