@@ -85,6 +85,7 @@ def build_parser():
 
     p = verbs.add_parser("train", help="train an RNN (or fit an n-gram) language model; resumes a run")
     add_data_arguments(p)
+    _patch_help(p, "data", DATA_HELP + " (default: the run's when resuming, else ptb, or tinyshakespeare with --level char)")
     add_model_arguments(p)
     p.add_argument("--eval-batch-size", type=int, default=1, help="parallel streams for the final exact evaluation (default 1: one pass)")
     p.add_argument("--max-minutes", type=float, help="stop training after this many minutes (the epoch is then validated)")
@@ -190,6 +191,10 @@ def main(argv=None):
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume from the last finished epoch",
+              file=sys.stderr)
+        return 130
 
 
 def _dispatch(args, commands):

@@ -152,7 +152,9 @@ def train(run_dir, data=None, *, level=None, model=None, order=None, cell=None, 
     previous = pathlib.Path(run_dir) / training.CONFIG
     if previous.exists() and not overwrite:  # resuming: options not given are the run's own
         options = {**json.loads(previous.read_text()), **{k: v for k, v in options.items() if v is not None}}
-    options = {**dict(data="ptb", model="rnn", order=5, min_count=1, seed=0), **{k: v for k, v in options.items() if v is not None}}
+    options = {**dict(model="rnn", order=5, min_count=1, seed=0), **{k: v for k, v in options.items() if v is not None}}
+    if options.get("data") is None:  # the bundled corpus of the level: words PTB, characters Shakespeare
+        options["data"] = "tinyshakespeare" if options.get("level") == "char" else "ptb"
     training.set_seed(options["seed"])
     corpus = load_corpus(options["data"], level=options.get("level"), min_count=options["min_count"],
                          max_vocab=options.get("max_vocab"))

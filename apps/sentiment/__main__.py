@@ -24,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 DEFAULTS = dict(
     data="sst2", model="rnn", cell="lstm", units=64, layers=1, bidirectional=True,
     embedding_dim=128, dropout=0.6, pooling="max", max_vocab=None, min_count=2,
-    max_length=400, fold=None, static_shapes=False,
+    max_length=400, fold=None, static_shapes=False, standardize="treebank",
 )
 BUCKETS = [8, 16, 24, 32, 48, 64]
 
@@ -99,7 +99,9 @@ def load_pipeline(run_dir):
     config = load_config(run_dir)
     if not (run_dir / BEST).exists():
         raise FileNotFoundError(f"{run_dir / BEST} not found: training has not finished an epoch yet")
-    vectorizer = vectorizer_from_vocabulary(load_vocabulary(run_dir / "vocab.txt"))
+    # runs from before `standardize` was an option lowercased and split on spaces (None)
+    vectorizer = vectorizer_from_vocabulary(load_vocabulary(run_dir / "vocab.txt"),
+                                            standardize=config.get("standardize"))
     model = keras.models.load_model(run_dir / BEST)
     labels = json.loads((run_dir / "labels.json").read_text())
     return SentimentPipeline(vectorizer, model, labels, config["max_length"]), config
@@ -179,10 +181,11 @@ def train(args):
     fit_examples = list(data.train) + list(data.validation) if final_fit else data.train
     vocab_path = run_dir / "vocab.txt"
     if vocab_path.exists():  # resuming: the vocabulary must be the one the weights were trained with
-        vectorizer = vectorizer_from_vocabulary(load_vocabulary(vocab_path))
+        vectorizer = vectorizer_from_vocabulary(load_vocabulary(vocab_path), standardize=config["standardize"])
     else:
         vectorizer = build_word_vectorizer(
-            [t for t, _ in fit_examples], max_tokens=config["max_vocab"], min_count=config["min_count"]
+            [t for t, _ in fit_examples], max_tokens=config["max_vocab"], min_count=config["min_count"],
+            standardize=config["standardize"],
         )
         save_vocabulary(vectorizer.get_vocabulary(), vocab_path)
     (run_dir / "labels.json").write_text(json.dumps(data.label_names) + "\n")
@@ -235,16 +238,16 @@ def evaluate(args):
     from seqapps.data import load_sentiment
 
     pipeline, config = load_pipeline(args.run_dir)
-    if args.data:
-        data = load_sentiment(args.data)  # its own test split (fold 0 if it has none)
+    if args.data and _is_file(args.data):
+        examples = examples_for_model(args.data, pipeline.label_names)  # all of it
     else:
-        data = load_data(config)
-    examples = getattr(data, args.split)
-    unknown = {y for _, y in examples} - set(range(len(pipeline.label_names)))
-    if unknown or len(data.label_names) != len(pipeline.label_names):
-        raise SystemExit(
-            f"the data's labels {data.label_names} do not match the model's {pipeline.label_names}"
-        )
+        data = load_sentiment(args.data) if args.data else load_data(config)
+        examples = getattr(data, args.split)
+        unknown = {y for _, y in examples} - set(range(len(pipeline.label_names)))
+        if unknown or len(data.label_names) != len(pipeline.label_names):
+            raise SystemExit(
+                f"the data's labels {data.label_names} do not match the model's {pipeline.label_names}"
+            )
     report = evaluate_examples(pipeline, examples)
     print(format_report(report))
     if not args.data:
@@ -252,6 +255,28 @@ def evaluate(args):
 
         write_metrics(args.run_dir, report, key=f"evaluate_{args.split}")
     return report
+
+
+def _is_file(path):
+    path = pathlib.Path(path)
+    return path.is_file() or path.with_name(path.name + ".gz").is_file()
+
+
+def examples_for_model(path, label_names):
+    """Every `label sentence` line of one file, its labels matched to the model's classes:
+    by name ("positive") or by class number (0..K-1). One class alone is fine here."""
+    from seqapps.data import DataError
+    from seqapps.data.readers import read_raw_labelled
+
+    index = {str(i): i for i in range(len(label_names))}
+    index.update({name: i for i, name in enumerate(label_names)})
+    examples = []
+    for text, label in read_raw_labelled(path):
+        if str(label) not in index:
+            raise DataError(f"{path}: label {label!r} is not one of the model's classes "
+                            f"{label_names} (by name) or 0..{len(label_names) - 1}")
+        examples.append((text, index[str(label)]))
+    return examples
 
 
 def read_sentences(args):
@@ -335,7 +360,8 @@ def tune(args):
     training.configure_precision(args.mixed_precision)
     base = model_config(args)
     data = load_data(base)
-    vectorizer = build_word_vectorizer([t for t, _ in data.train], max_tokens=base["max_vocab"], min_count=base["min_count"])
+    vectorizer = build_word_vectorizer([t for t, _ in data.train], max_tokens=base["max_vocab"],
+                                       min_count=base["min_count"], standardize=base["standardize"])
     vocab_size, num_classes = vectorizer.vocabulary_size(), len(data.label_names)
 
     class SentimentHyperModel(tuning.AppHyperModel):
@@ -398,6 +424,10 @@ def add_model_arguments(p):
     p.add_argument("--dropout", type=float, default=DEFAULTS["dropout"], help=f"dropout on embeddings and features (default {DEFAULTS['dropout']})")
     p.add_argument("--pooling", default=DEFAULTS["pooling"], choices=["last", "max", "mean", "attention"], help="how the sequence becomes one vector (default max)")
     p.add_argument("--max-vocab", type=int, default=None, help="keep the most frequent N tokens (default: all)")
+    p.add_argument("--standardize", default=DEFAULTS["standardize"], choices=["treebank", "lower"],
+                   help="how text becomes words: treebank splits punctuation and clitics off, as SST "
+                        "is tokenized (\"doesn't.\" -> does n't .), so raw sentences find their words; "
+                        "lower only lowercases and splits on spaces (default treebank)")
     p.add_argument("--min-count", type=int, default=DEFAULTS["min_count"], help=f"training tokens seen fewer times become [UNK] (default {DEFAULTS['min_count']})")
     p.add_argument("--max-length", type=int, default=400, help="truncate inputs to N tokens (default 400)")
     p.add_argument("--static-shapes", action="store_true", help="pad every batch to --max-length and drop partial training batches (TPU/XLA: no dynamic shapes)")
@@ -417,8 +447,10 @@ def parser():
 
     p = verbs.add_parser("evaluate", help="accuracy, macro-F1 and confusion matrix of a trained run")
     p.add_argument("--run-dir", required=True, help="the run folder `train` wrote")
-    p.add_argument("--data", help="evaluate on this data set or file instead of the run's own")
-    p.add_argument("--split", default="test", choices=["train", "validation", "test"], help="(default test)")
+    p.add_argument("--data", help="evaluate on this data set (its --split) or on every line of this "
+                                  "labelled file, instead of the run's own data")
+    p.add_argument("--split", default="test", choices=["train", "validation", "test"],
+                   help="split of the run's data or of --data's set (default test)")
     p.set_defaults(run=evaluate)
 
     p = verbs.add_parser("predict", help="label sentences given as arguments or on stdin")

@@ -81,9 +81,9 @@ def add_training_options(p):
                    help="early stopping and best checkpoint on validation loss or BLEU (greedy). "
                         "BLEU stays near 0 for the first epochs, so early stopping on it starts "
                         "after epoch 5 (default val_loss)")
-    p.add_argument("--lr-decay", type=float, default=1.0,
+    p.add_argument("--lr-decay", type=float, default=0.5,
                    help="multiply the learning rate by this after each epoch whose --monitor did "
-                        "not improve; 1 = off (default 1)")
+                        "not improve; 1 = off (default 0.5)")
     p.add_argument("--val-bleu-sentences", type=int, default=1014,
                    help="validation sentences translated with greedy decoding after each epoch "
                         "for val_bleu (logged in history.csv); 0 = do not compute it "

@@ -47,6 +47,17 @@ def lower_and_split_punctuation_text(text):
     return split_punctuation_text(lower_text(text))
 
 
+@keras.saving.register_keras_serializable(package="seqapps")
+def treebank_text(text):
+    # Raw text tokenized the way the Penn Treebank tokenizes (as SST is): lowercased, then
+    # punctuation split off, except apostrophes, hyphens and backticks, which belong to
+    # tokens ("re-imagining", "-lrb-", "``", "'s"); then the clitics split from their word:
+    # "doesn't" -> "does n't", "it's" -> "it 's". Already tokenized text keeps its tokens.
+    text = tf.strings.regex_replace(lower_text(text), r"([^\pL\pN\pM\s'`-])", r" \1 ")
+    text = tf.strings.regex_replace(text, r"(\pL)(n't)\b", r"\1 \2")
+    return tf.strings.regex_replace(text, r"(\pL)('(?:s|re|ve|ll|d|m))\b", r"\1 \2")
+
+
 def resolve_standardize(standardize=None, lowercase=True):
     """Returns the standardize callable (or None) for the given options.
 
@@ -54,7 +65,8 @@ def resolve_standardize(standardize=None, lowercase=True):
     when `lowercase`, else nothing. `"split_punctuation"` is for raw text:
     punctuation split off (and lowercased when `lowercase`). A callable is
     used as is. `"lower"` is accepted for Keras familiarity and means the
-    Unicode-aware `lower_text`.
+    Unicode-aware `lower_text`. `"treebank"`: raw English split the Penn
+    Treebank way (`treebank_text`; always lowercased).
     """
     if callable(standardize):
         return standardize
@@ -66,9 +78,11 @@ def resolve_standardize(standardize=None, lowercase=True):
         return lower_and_split_punctuation_text if lowercase else split_punctuation_text
     if standardize == "lower_and_split_punctuation":
         return lower_and_split_punctuation_text
+    if standardize == "treebank":
+        return treebank_text
     raise ValueError(
         "standardize must be None, 'lower', 'split_punctuation', "
-        f"'lower_and_split_punctuation' or a callable; got {standardize!r}."
+        f"'lower_and_split_punctuation', 'treebank' or a callable; got {standardize!r}."
     )
 
 

@@ -451,3 +451,24 @@ def test_mixed_precision_training_evaluates_in_float32(tmp_path):
     again = commands.evaluate(tmp_path / "run", data=str(text), splits=("validation",))
     assert np.isfinite(metrics["validation"]["perplexity"])
     assert metrics["validation"]["perplexity"] == pytest.approx(again["validation"]["perplexity"], rel=1e-5)
+
+
+def test_each_level_defaults_to_its_bundled_corpus_and_ctrl_c_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    requested = []
+
+    def load_corpus(data, **kwargs):  # stands in for the real loader: records what train asked for
+        requested.append((data, kwargs.get("level")))
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(commands, "load_corpus", load_corpus)
+    for i, level in enumerate(["char", "word", None]):
+        args = ["train", "--run-dir", str(tmp_path / f"run{i}"), "--quiet"] + (["--level", level] if level else [])
+        assert main(args) == 2
+    assert requested == [("tinyshakespeare", "char"), ("ptb", "word"), ("ptb", None)]
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "train", interrupted)
+    assert main(["train", "--run-dir", str(tmp_path / "run")]) == 130
+    assert "run the same command again to resume" in capsys.readouterr().err

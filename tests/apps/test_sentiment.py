@@ -54,10 +54,14 @@ def history(run_dir):
 
 
 def test_bag_of_words_ignores_word_order_but_rnn_does_not():
-    # The seeds' example: the same words, opposite meanings.
-    a = [3, 4, 5, 6, 7, 8, 9, 10]  # "the food was good , not bad at all"
-    b = [3, 4, 5, 8, 7, 9, 6, 10]  # "the food was bad , not good at all"
-    ids = tf.constant([a, b], dtype=tf.int32)
+    from seqapps.data import build_word_vectorizer
+
+    # The seeds' example, raw as a user types it: the same words, opposite meanings.
+    sentences = ["The food was good, not bad at all.", "The food was bad, not good at all."]
+    vectorizer = build_word_vectorizer(["the food was good , not bad at all ."], standardize="treebank")
+    ids = tf.cast(vectorizer(tf.constant(sentences)), tf.int32)
+    assert 1 not in ids.numpy()  # no [UNK]: "good," and "all." were split like the corpus
+    assert sorted(ids[0].numpy()) == sorted(ids[1].numpy()) and list(ids[0]) != list(ids[1])
     bow = build_bow_model(20, 2, embedding_dim=8)
     p = bow(ids, training=False).numpy()
     np.testing.assert_allclose(p[0], p[1], rtol=0, atol=1e-7)
@@ -88,6 +92,18 @@ def test_evaluate_and_predict(trained, capsys):
     assert [r["label"] for r in results] == ["1", "0"]  # a plain `label text` file names classes by label
     for r in results:
         assert sum(r["probabilities"]) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_evaluate_on_any_file_scores_every_line(trained, tmp_path, capsys):
+    _, _, run_dir, _ = trained
+    # raw text (capitals, punctuation attached), one class only: all of it is scored
+    lines = [f"1 The film was {w}!" for w in POSITIVE] + ["1 A lovely, fine story."]
+    (tmp_path / "mine.txt").write_text("\n".join(lines) + "\n")
+    report = run(["evaluate", "--run-dir", str(run_dir), "--data", str(tmp_path / "mine.txt")])
+    assert report["examples"] == len(lines) and report["accuracy"] > 0.5
+    (tmp_path / "bad.txt").write_text("7 the film\n")
+    with pytest.raises(SystemExit, match="bad.txt: label '7' is not one of the model's classes"):
+        run(["evaluate", "--run-dir", str(run_dir), "--data", str(tmp_path / "bad.txt")])
 
 
 def test_export_answers_like_the_model_without_seqapps(trained, tmp_path):
@@ -205,3 +221,23 @@ def test_static_shapes_with_xla_trains(tmp_path):
     rows = history(run_dir)
     assert len(rows) == 2 and float(rows[1]["loss"]) < float(rows[0]["loss"])
     assert report["test"]["accuracy"] > 0.5
+
+
+@pytest.mark.parametrize("verb", ["train", "evaluate", "predict", "tune", "export"])
+def test_every_verb_has_help(verb, capsys):
+    with pytest.raises(SystemExit) as info:
+        run([verb, "--help"])
+    assert info.value.code == 0
+    assert "--run-dir" in capsys.readouterr().out
+
+
+def test_console_script_reads_sentences_from_stdin(trained):
+    # The installed `seqapps-sentiment` command (pip install -e .), one sentence per line.
+    _, _, run_dir, _ = trained
+    script = pathlib.Path(sys.executable).parent / "seqapps-sentiment"
+    if not script.exists():
+        pytest.skip(f"{script} is not installed (pip install -e .)")
+    done = subprocess.run([str(script), "predict", "--run-dir", str(run_dir), "--json"], input="the film was superb\nthe plot was awful\n",
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [json.loads(line)["label"] for line in done.stdout.splitlines()] == ["1", "0"]

@@ -1,5 +1,6 @@
 """Vocabularies: special ids, counting options, exact save/restore."""
 
+import pytest
 import keras
 import numpy as np
 import tensorflow as tf
@@ -128,3 +129,17 @@ def test_token_vocabulary_for_word_language_models():
     vocab = build_token_vocabulary(tokens)
     assert vocab[:5] == ["", "[UNK]", "<eos>", "the", "<unk>"]
     assert build_token_vocabulary(tokens, min_count=2) == ["", "[UNK]", "<eos>", "the"]
+
+
+@pytest.mark.parametrize("raw, tokens", [
+    ("The food was good, not bad at all.", "the food was good , not bad at all ."),
+    ("It's great! Doesn't it? I can't, won't.", "it 's great ! does n't it ? i ca n't , wo n't ."),
+    ("Émile's café (très) bon…", "émile 's café ( très ) bon …"),
+    # SST's own tokens come through unchanged
+    ("jonathan parker 's re-imagining -lrb- sic -rrb- `` wo n't '' '70s o'fallon",
+     "jonathan parker 's re-imagining -lrb- sic -rrb- `` wo n't '' '70s o'fallon"),
+])
+def test_treebank_standardize_splits_raw_text_like_the_corpus(raw, tokens):
+    from seqapps.data.vocab import treebank_text
+
+    assert treebank_text(tf.constant(raw)).numpy().decode().split() == tokens.split()
