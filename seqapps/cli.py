@@ -1,6 +1,8 @@
 """Command-line options every app shares. Kept free of TensorFlow imports so that
 `python -m apps.<app> VERB --help` answers at once."""
 
+PRECISIONS = ("off", "auto", "float16", "bfloat16")  # see seqapps.training.configure_precision
+
 
 def add_training_arguments(parser, *, epochs, batch_size, learning_rate, patience=3, clipnorm=5.0,
                            tuning=False):
@@ -17,7 +19,13 @@ def add_training_arguments(parser, *, epochs, batch_size, learning_rate, patienc
     parser.add_argument("--seed", type=int, default=0, help="random seed for weights, shuffling and dropout (default 0)")
     if not tuning:
         parser.add_argument("--strategy", default="default", choices=["default", "mirrored", "multiworker", "tpu"], help="tf.distribute strategy (default: one device)")
-    parser.add_argument("--mixed-precision", action="store_true", help="compute in float16 with float32 weights")
+    parser.add_argument(
+        "--mixed-precision", nargs="?", const="auto", default="off", choices=PRECISIONS,
+        help="compute in 16 bits with float32 weights: float16, bfloat16, or auto (the flag "
+             "alone) = float16 on a GPU, bfloat16 on a TPU or on a CPU with bfloat16 "
+             "instructions (AVX512-BF16, AMX), float32 on other CPUs, which only emulate it "
+             "(default off)",
+    )
     parser.add_argument("--jit", action="store_true", help="compile the training step with XLA")
     parser.add_argument("--overwrite", action="store_true", help="discard an existing run in --run-dir instead of resuming it")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -328,7 +328,45 @@ def prepare_for_strategy(model, strategy):
 
 
 def configure_precision(mixed_precision):
-    keras.mixed_precision.set_global_policy("mixed_float16" if mixed_precision else "float32")
+    """Sets Keras' global dtype policy for `--mixed-precision` and returns its name.
+
+    "off" (or False/None): float32. "float16"/"bfloat16": that compute dtype with float32
+    weights. "auto" (or True): the 16-bit type this machine computes fastest — float16 on a
+    GPU, bfloat16 on a TPU or on a CPU with bfloat16 instructions; float32 on other CPUs,
+    where TensorFlow emulates both 16-bit types and they run slower than float32.
+    """
+    choice = {True: "auto", False: "off", None: "off"}.get(mixed_precision, mixed_precision)
+    if choice == "auto":
+        choice = _fastest_half_precision()
+        if choice == "off":
+            print("mixed precision: this CPU has no bfloat16 instructions; training in float32")
+    if choice not in ("off", "float16", "bfloat16"):
+        raise ValueError(f"--mixed-precision must be off, auto, float16 or bfloat16, not {mixed_precision!r}")
+    policy = "float32" if choice == "off" else f"mixed_{choice}"
+    if policy != "float32":
+        print(f"mixed precision: computing in {choice} with float32 weights")
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+def _fastest_half_precision():
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("GPU"):
+        return "float16"
+    if tf.config.list_logical_devices("TPU") or cpu_has_bfloat16():
+        return "bfloat16"
+    return "off"
+
+
+def cpu_has_bfloat16(cpuinfo="/proc/cpuinfo"):
+    """True when the CPU advertises bfloat16 arithmetic that oneDNN uses for matmuls
+    (x86 AVX512-BF16 or AMX-BF16; Arm BF16). Read from /proc/cpuinfo: Linux only."""
+    try:
+        flags = set(pathlib.Path(cpuinfo).read_text().split())
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
 def make_optimizer(learning_rate, clipnorm):

@@ -62,3 +62,38 @@ def test_lr_decay_on_plateau_survives_a_resume(tmp_path):
     # resumed from the backup: the decayed rate is restored, and the plateau is still one
     assert fit(5) == 0.0625  # 1 -> .5 -> .25 -> .125 -> .0625, as without the interruption
     assert training.finished_epochs(tmp_path) == 5
+
+
+@pytest.mark.parametrize("gpu, tpu, cpu_bf16, expected", [
+    (True, False, True, "mixed_float16"),
+    (False, True, False, "mixed_bfloat16"),
+    (False, False, True, "mixed_bfloat16"),
+    (False, False, False, "float32"),  # bfloat16 emulated on such a CPU: slower than float32
+])
+def test_auto_mixed_precision_picks_what_the_device_computes_fastest(monkeypatch, gpu, tpu, cpu_bf16, expected):
+    import keras
+    import tensorflow as tf
+
+    present = {"GPU": gpu, "TPU": tpu}
+    monkeypatch.setattr(tf.config, "list_logical_devices", lambda kind=None: ["device"] if present.get(kind) else [])
+    monkeypatch.setattr(training, "cpu_has_bfloat16", lambda: cpu_bf16)
+    try:
+        for choice in ("auto", True):  # True: the LM's Python API and older callers
+            assert training.configure_precision(choice) == expected
+            assert keras.mixed_precision.global_policy().name == expected
+        assert training.configure_precision("bfloat16") == "mixed_bfloat16"  # asked for: honoured
+        assert training.configure_precision("float16") == "mixed_float16"
+        with pytest.raises(ValueError, match="off, auto, float16 or bfloat16"):
+            training.configure_precision("int8")
+    finally:
+        assert training.configure_precision("off") == "float32"
+
+
+def test_cpu_bfloat16_is_read_from_the_instruction_flags(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni\n")
+    assert training.cpu_has_bfloat16(cpuinfo)
+    cpuinfo.write_text("flags\t\t: fpu sse avx2 avx512f avx512_vnni\n")  # no bf16, only its neighbours
+    assert not training.cpu_has_bfloat16(cpuinfo)
+    cpuinfo.unlink()
+    assert not training.cpu_has_bfloat16(cpuinfo)

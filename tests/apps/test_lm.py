@@ -439,12 +439,13 @@ def test_final_fit_is_refused_when_the_test_split_is_the_validation_split(tmp_pa
     assert "no test split of its own" in capsys.readouterr().err
 
 
-def test_mixed_precision_training_evaluates_in_float32(tmp_path):
+@pytest.mark.parametrize("half", ["float16", "bfloat16"])
+def test_mixed_precision_training_evaluates_in_float32(tmp_path, half):
     text = tmp_path / "abc.txt"
     text.write_text("abcabd abcabd abcd\n" * 40)
     try:
         metrics = commands.train(tmp_path / "run", str(text), units=16, layers=1, bptt=10, batch_size=4,
-                                 epochs=1, mixed_precision=True, **QUIET)
+                                 epochs=1, mixed_precision=half, **QUIET)
     finally:
         training.configure_precision(False)
     # the state model carries float32 states across windows; the same numbers as `evaluate`
