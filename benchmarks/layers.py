@@ -2,6 +2,7 @@
 
     python benchmarks/layers.py                 # B=64, D=H=256, T=100 and T=400
     python benchmarks/layers.py --steps 100 --cells lstm --repeats 20
+    python benchmarks/layers.py --dtype-policy float32 mixed_bfloat16   # 16-bit compute too
 
 All three are timed in one run, on the same machine, with the same weights:
   * ours     — `seqapps.layers.X` (fused path: one input matmul + hand-written BPTT; cuDNN on GPU)
@@ -13,6 +14,9 @@ All three are timed in one run, on the same machine, with the same weights:
                matmuls, T sequential dh products).
 Peak memory of the step at the longest T is measured per variant in a fresh subprocess
 (peak RSS above the idle process on CPU, `tf.config.experimental.get_memory_info` peak on GPU).
+With several `--dtype-policy` values every variant is timed under each Keras dtype policy in
+the same run (mixed_*: 16-bit compute, float32 weights; the floor's matmuls in that compute
+dtype), so their ratio is measured in one run too.
 Targets (issue #3): CPU ours <= 0.75x keras for LSTM/GRU and <= 2.5x floor; GPU ours <= 1.1x cuDNN.
 """
 
@@ -37,10 +41,12 @@ def build_step(variant, cell, batch, steps, dim, units):
 
     import seqapps.layers
 
+    keras.mixed_precision.set_global_policy(os.environ.get("BENCH_DTYPE_POLICY", "float32"))
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(size=(batch, steps, dim)).astype("float32"))
     if variant == "floor":
-        return floor_step(cell, x, units), x
+        compute = keras.mixed_precision.global_policy().compute_dtype
+        return floor_step(cell, tf.cast(x, compute), units), tf.cast(x, compute)
     layer_cls = getattr(keras.layers if variant == "keras" else seqapps.layers, KERAS_NAMES[cell])
     compiled = variant == "ours+xla"
     layer = layer_cls(units, return_sequences=True)
@@ -66,10 +72,10 @@ def floor_step(cell, x, units):
 
     batch, steps, dim = x.shape
     g = GATES[cell] * units
-    w = tf.random.normal([dim, g], seed=1)
-    u_fwd = tf.random.normal([units, g], seed=2) * 0.01
-    u_bwd = tf.random.normal([g, units], seed=3) * 0.01
-    d_out = tf.random.normal([steps * batch, g], seed=4)
+    w = tf.cast(tf.random.normal([dim, g], seed=1), x.dtype)
+    u_fwd = tf.cast(tf.random.normal([units, g], seed=2) * 0.01, x.dtype)
+    u_bwd = tf.cast(tf.random.normal([g, units], seed=3) * 0.01, x.dtype)
+    d_out = tf.cast(tf.random.normal([steps * batch, g], seed=4), x.dtype)
 
     @tf.function
     def step(x):
@@ -81,13 +87,14 @@ def floor_step(cell, x, units):
             return t + 1, z[:, :units], acc + z[:, :1]
 
         _, h, acc = tf.while_loop(
-            lambda t, *_: t < steps, fwd, (0, tf.zeros([batch, units]), tf.zeros([batch, 1]))
+            lambda t, *_: t < steps, fwd,
+            (0, tf.zeros([batch, units], x.dtype), tf.zeros([batch, 1], x.dtype)),
         )
 
         def bwd(t, dh):
             return t - 1, tf.matmul(d_out[t * batch : (t + 1) * batch] + dh[:, :1], u_bwd)
 
-        _, dh = tf.while_loop(lambda t, *_: t >= 0, bwd, (steps - 1, tf.zeros([batch, units])))
+        _, dh = tf.while_loop(lambda t, *_: t >= 0, bwd, (steps - 1, tf.zeros([batch, units], x.dtype)))
         d_x = tf.matmul(d_out, w, transpose_b=True)  # dX
         d_w = tf.matmul(flat_x, d_out, transpose_a=True)  # dW
         h_all = tf.reshape(tf.tile(h, [steps, 1]), [steps * batch, units])
@@ -162,6 +169,9 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, nargs="+", default=[100, 400])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    parser.add_argument("--dtype-policy", nargs="+", default=["float32"],
+                        choices=["float32", "mixed_bfloat16", "mixed_float16"],
+                        help="Keras dtype policies to time every variant under (default float32)")
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -172,26 +182,28 @@ def main(argv=None):
 
     device = "GPU" if tf.config.list_physical_devices("GPU") else f"CPU ({os.cpu_count()} cores)"
     print(f"device: {device}; B={args.batch} D={args.dim} H={args.units}; median of {args.repeats}")
-    print(f"{'cell':<11}{'T':>5}{'ours ms':>10}{'+xla ms':>10}{'keras ms':>10}{'floor ms':>10}"
+    print(f"{'cell':<11}{'T':>5}{'policy':>16}{'ours ms':>10}{'+xla ms':>10}{'keras ms':>10}{'floor ms':>10}"
           f"{'ours/keras':>12}{'xla/keras':>11}{'ours/floor':>12}")
     results = []
     for cell in args.cells:
-        for steps in args.steps:
+        for steps, policy in [(s, p) for s in args.steps for p in args.dtype_policy]:
+            os.environ["BENCH_DTYPE_POLICY"] = policy  # read by build_step (and the memory child)
             ms = {}
             for variant in ("ours", "ours+xla", "keras", "floor"):
                 step, x = build_step(variant, cell, args.batch, steps, args.dim, args.units)
                 ms[variant] = 1000 * time_step(step, x, args.repeats)
-            row = dict(cell=cell, steps=steps, **ms)
+            row = dict(cell=cell, steps=steps, policy=policy, **ms)
             results.append(row)
             print(
-                f"{cell:<11}{steps:>5}{ms['ours']:>10.1f}{ms['ours+xla']:>10.1f}{ms['keras']:>10.1f}"
+                f"{cell:<11}{steps:>5}{policy:>16}{ms['ours']:>10.1f}{ms['ours+xla']:>10.1f}{ms['keras']:>10.1f}"
                 f"{ms['floor']:>10.1f}{ms['ours'] / ms['keras']:>12.2f}"
                 f"{ms['ours+xla'] / ms['keras']:>11.2f}{ms['ours'] / ms['floor']:>12.2f}",
                 flush=True,
             )
     if not args.no_memory:
         steps = max(args.steps)
-        print(f"\npeak memory of one training step at T={steps} (MiB)")
+        os.environ["BENCH_DTYPE_POLICY"] = args.dtype_policy[0]
+        print(f"\npeak memory of one training step at T={steps}, {args.dtype_policy[0]} (MiB)")
         print(f"{'cell':<11}{'ours':>10}{'keras':>10}{'ours/keras':>12}")
         for cell in args.cells:
             ours = measure_peak("ours", cell, args.batch, steps, args.dim, args.units)
