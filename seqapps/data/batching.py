@@ -39,17 +39,22 @@ def padded_batches(
         shuffle_buffer: shuffle examples (reshuffled every epoch) before
             batching; `None` keeps the order (evaluation).
         cache: cache the examples in memory first, so tokenization runs once.
+
+    The result knows its number of batches (`cardinality`), so Keras' progress bar shows
+    "n/N" from the first epoch on instead of "n/Unknown" and a warning that the input "ran
+    out of data". Counting costs one pass over the examples' lengths (it also fills the
+    cache); the count does not depend on the shuffle order, since each bucket yields
+    ceil(examples in it / batch_size) batches (floor with `drop_remainder`).
     """
+    boundaries = list(bucket_boundaries or [])
+    if boundaries and (boundaries != sorted(set(boundaries)) or boundaries[0] < 1):
+        raise ValueError(f"bucket_boundaries must be increasing positive lengths; got {boundaries}.")
     if cache:
         dataset = dataset.cache()
+    num_batches = _count_batches(dataset, batch_size, boundaries, length_fn, drop_remainder)
     if shuffle_buffer:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    if bucket_boundaries:
-        boundaries = list(bucket_boundaries)
-        if boundaries != sorted(set(boundaries)) or boundaries[0] < 1:
-            raise ValueError(
-                f"bucket_boundaries must be increasing positive lengths; got {boundaries}."
-            )
+    if boundaries:
         dataset = dataset.bucket_by_sequence_length(
             element_length_func=length_fn or first_component_length,
             bucket_boundaries=boundaries,
@@ -58,7 +63,20 @@ def padded_batches(
         )
     else:
         dataset = dataset.padded_batch(batch_size, drop_remainder=drop_remainder)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(num_batches))
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _count_batches(dataset, batch_size, bucket_boundaries, length_fn, drop_remainder):
+    if bucket_boundaries:
+        lengths = dataset.map(length_fn or first_component_length).as_numpy_iterator()
+        # bucket i holds the lengths in [b[i-1], b[i]), as in `bucket_by_sequence_length`
+        bucket = np.searchsorted(np.asarray(bucket_boundaries), np.fromiter(lengths, np.int64), side="right")
+        sizes = np.bincount(bucket)
+    else:
+        sizes = np.array([dataset.reduce(np.int64(0), lambda n, *_: n + 1).numpy()])
+    per_bucket = sizes // batch_size if drop_remainder else -(-sizes // batch_size)
+    return int(per_bucket.sum())
 
 
 def _stream_length(num_tokens, batch_size):

@@ -66,6 +66,19 @@ def test_nested_elements_bucket_on_length_fn():
     assert widths == [(3, 9), (9, 3)]
 
 
+@pytest.mark.parametrize("boundaries, drop_remainder", [([10, 20, 40], False), ([10, 20, 40], True),
+                                                       (None, False), (None, True)])
+def test_batches_know_their_number_every_epoch(boundaries, drop_remainder):
+    # Keras' progress bar and `fit` read the cardinality; a wrong one fails the iteration
+    sequences, dataset = _examples(n=203)
+    batches = padded_batches(dataset, 16, bucket_boundaries=boundaries, shuffle_buffer=203, seed=1,
+                             drop_remainder=drop_remainder)
+    counts = [sum(1 for _ in batches) for _epoch in range(3)]  # reshuffled each time
+    assert counts[0] == counts[1] == counts[2] == batches.cardinality().numpy()
+    if boundaries is None:
+        assert counts[0] == (203 // 16 if drop_remainder else 13)
+
+
 def test_bad_boundaries():
     _, dataset = _examples(n=4)
     with pytest.raises(ValueError, match="increasing"):
