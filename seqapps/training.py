@@ -19,7 +19,7 @@ import pathlib
 
 import keras
 
-from seqapps.cli import add_training_arguments, metric_direction  # noqa: F401  (add_training_arguments: re-exported)
+from seqapps.cli import PRECISIONS, add_training_arguments, metric_direction  # noqa: F401  (add_training_arguments: re-exported)
 
 HISTORY = "history.csv"
 CONFIG = "config.json"
@@ -340,7 +340,7 @@ def configure_precision(mixed_precision):
         choice = _fastest_half_precision()
         if choice == "off":
             print("mixed precision: this CPU has no bfloat16 instructions; training in float32")
-    if choice not in ("off", "float16", "bfloat16"):
+    if choice not in PRECISIONS:  # "auto" is resolved above
         raise ValueError(f"--mixed-precision must be off, auto, float16 or bfloat16, not {mixed_precision!r}")
     policy = "float32" if choice == "off" else f"mixed_{choice}"
     if policy != "float32":

@@ -47,6 +47,7 @@ def padded_batches(
     ceil(examples in it / batch_size) batches (floor with `drop_remainder`).
     """
     boundaries = list(bucket_boundaries or [])
+    length_fn = length_fn or first_component_length
     if boundaries and (boundaries != sorted(set(boundaries)) or boundaries[0] < 1):
         raise ValueError(f"bucket_boundaries must be increasing positive lengths; got {boundaries}.")
     if cache:
@@ -56,7 +57,7 @@ def padded_batches(
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if boundaries:
         dataset = dataset.bucket_by_sequence_length(
-            element_length_func=length_fn or first_component_length,
+            element_length_func=length_fn,
             bucket_boundaries=boundaries,
             bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
             drop_remainder=drop_remainder,
@@ -69,12 +70,13 @@ def padded_batches(
 
 def _count_batches(dataset, batch_size, bucket_boundaries, length_fn, drop_remainder):
     if bucket_boundaries:
-        lengths = dataset.map(length_fn or first_component_length).as_numpy_iterator()
+        lengths = dataset.map(length_fn).as_numpy_iterator()
         # bucket i holds the lengths in [b[i-1], b[i]), as in `bucket_by_sequence_length`
         bucket = np.searchsorted(np.asarray(bucket_boundaries), np.fromiter(lengths, np.int64), side="right")
         sizes = np.bincount(bucket)
-    else:
-        sizes = np.array([dataset.reduce(np.int64(0), lambda n, *_: n + 1).numpy()])
+    else:  # one pass only when tf.data does not know the number of examples already
+        known = int(dataset.cardinality())
+        sizes = np.array([known if known >= 0 else int(dataset.reduce(np.int64(0), lambda n, *_: n + 1))])
     per_bucket = sizes // batch_size if drop_remainder else -(-sizes // batch_size)
     return int(per_bucket.sum())
 
