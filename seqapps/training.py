@@ -77,7 +77,7 @@ def load_config(run_dir):
 
 def standard_callbacks(
     run_dir, *, monitor="val_loss", mode="auto", patience=3, tensorboard=True, start_from_epoch=0,
-    lr_decay=None,
+    lr_decay=None, lr_decay_min_delta=0.0,
 ):
     """Resume, best checkpoint, early stopping, TensorBoard, CSV history, NaN guard.
 
@@ -89,7 +89,8 @@ def standard_callbacks(
     `start_from_epoch` delays early stopping (for metrics that are noise at first).
     `lr_decay` (< 1) multiplies the learning rate by itself after every epoch whose `monitor`
     did not improve (the optimizer's learning rate is part of the backup, so a resumed run
-    keeps its decayed rate).
+    keeps its decayed rate); an improvement smaller than `lr_decay_min_delta` counts as none
+    (on a loss in nats, 0.01 is a 1 % perplexity gain), which decays earlier on a slow slope.
     `monitor=None` (no validation data: a final fit on train+validation) keeps the last
     epoch as best.keras, never stops early and never decays.
     """
@@ -124,7 +125,8 @@ def standard_callbacks(
         # rate; and it starts from the best value already recorded, as if never interrupted.
         callbacks.insert(0, DecayOnPlateau(
             best_so_far=(max(seen) if maximize else min(seen)) if seen else None,
-            monitor=monitor, mode=mode, factor=lr_decay, patience=0, min_lr=1e-6, verbose=1))
+            monitor=monitor, mode=mode, factor=lr_decay, patience=0, min_delta=lr_decay_min_delta,
+            min_lr=1e-6, verbose=1))
     if patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(

@@ -64,6 +64,27 @@ def test_lr_decay_on_plateau_survives_a_resume(tmp_path):
     assert training.finished_epochs(tmp_path) == 5
 
 
+@pytest.mark.parametrize("min_delta, expected_rates", [
+    (0.0, [1.0, 1.0, 1.0, 1.0]),   # every epoch improved, however little: no decay
+    (0.01, [1.0, 1.0, 0.5, 0.5]),  # a gain of 0.005 nats is a plateau; 0.045 after it is not
+])
+def test_lr_decay_min_delta_treats_a_small_gain_as_a_plateau(tmp_path, min_delta, expected_rates):
+    import keras
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(learning_rate=1.0), loss="mse")
+    callbacks = training.standard_callbacks(tmp_path, patience=0, tensorboard=False, lr_decay=0.5,
+                                            lr_decay_min_delta=min_delta)
+    decay = next(c for c in callbacks if isinstance(c, keras.callbacks.ReduceLROnPlateau))
+    decay.set_model(model)
+    decay.on_train_begin()
+    rates = []
+    for epoch, val_loss in enumerate([1.0, 0.9, 0.895, 0.85]):
+        decay.on_epoch_end(epoch, {"val_loss": val_loss})
+        rates.append(float(model.optimizer.learning_rate.numpy()))
+    assert rates == expected_rates
+
+
 @pytest.mark.parametrize("gpu, tpu, cpu_bf16, expected", [
     (True, False, True, "mixed_float16"),
     (False, True, False, "mixed_bfloat16"),

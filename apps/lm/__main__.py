@@ -62,6 +62,9 @@ def add_model_arguments(parser):
     parser.add_argument("--bptt", type=int, help=f"truncated BPTT window in steps ({_level_default('bptt')})")
     parser.add_argument("--optimizer", choices=["sgd", "adam"], help=f"optimizer ({_level_default('optimizer')})")
     parser.add_argument("--lr-decay", type=float, help=f"multiply the learning rate by this when validation loss stops improving; 1 = off ({_level_default('lr_decay')})")
+    parser.add_argument("--lr-decay-min-delta", type=float,
+                        help="a validation-loss gain below this many nats counts as no gain for --lr-decay "
+                             "(0.01 = 1%% perplexity; default 0: only a loss that does not fall)")
     parser.add_argument("--min-count", type=int, help="words seen fewer times in training become unknown (default 1)")
     parser.add_argument("--max-vocab", type=int, help="keep at most this many words, specials included (default: all)")
     add_training_arguments(parser, epochs=None, batch_size=None, learning_rate=None)
@@ -205,7 +208,7 @@ def _dispatch(args, commands):
             units=args.units, layers=args.layers, embedding_dim=args.embedding_dim, dropout=args.dropout,
             tie_weights=args.tie_weights, bptt=args.bptt, batch_size=args.batch_size, epochs=args.epochs,
             optimizer=args.optimizer, learning_rate=args.learning_rate, clipnorm=args.clipnorm,
-            lr_decay=args.lr_decay, patience=args.patience, min_count=args.min_count, max_vocab=args.max_vocab,
+            lr_decay=args.lr_decay, lr_decay_min_delta=args.lr_decay_min_delta, patience=args.patience, min_count=args.min_count, max_vocab=args.max_vocab,
             seed=args.seed, eval_batch_size=args.eval_batch_size, max_minutes=args.max_minutes,
             steps_per_epoch=args.steps_per_epoch, strategy=args.strategy, mixed_precision=args.mixed_precision,
             jit=args.jit, overwrite=args.overwrite, quiet=args.quiet, tensorboard=not args.no_tensorboard,

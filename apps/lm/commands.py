@@ -135,12 +135,14 @@ def windows(ids, config, drop_remainder):
 
 def train(run_dir, data=None, *, level=None, model=None, order=None, cell=None, units=None, layers=None,
           embedding_dim=None, dropout=None, tie_weights=None, bptt=None, batch_size=None, epochs=None,
-          optimizer=None, learning_rate=None, clipnorm=None, lr_decay=None, patience=3, min_count=None,
-          max_vocab=None, seed=None, eval_batch_size=1, max_minutes=None, steps_per_epoch=None,
+          optimizer=None, learning_rate=None, clipnorm=None, lr_decay=None, lr_decay_min_delta=None, patience=3,
+          min_count=None, max_vocab=None, seed=None, eval_batch_size=1, max_minutes=None, steps_per_epoch=None,
           strategy="default", mixed_precision=False, jit=False, overwrite=False, quiet=False,
           tensorboard=True, callbacks=(), include_validation=False):
     """Trains an RNN (or fits an n-gram) language model in `run_dir`; resumes a run there.
 
+    `lr_decay_min_delta`: a validation-loss gain (nats) below this counts as a plateau for
+    `lr_decay`; stored in the config only when set, so earlier runs resume unchanged.
     `include_validation`: a final fit on the training stream followed by the validation
     stream, for exactly `epochs` epochs (no early stopping, no learning-rate decay: nothing is
     left to validate on). Returns the metrics dict (exact validation/test perplexity, bpc at
@@ -148,7 +150,7 @@ def train(run_dir, data=None, *, level=None, model=None, order=None, cell=None, 
     options = dict(data=data, level=level, model=model, order=order, cell=cell, units=units, layers=layers,
                    embedding_dim=embedding_dim, dropout=dropout, tie_weights=tie_weights, bptt=bptt,
                    batch_size=batch_size, epochs=epochs, optimizer=optimizer, learning_rate=learning_rate,
-                   clipnorm=clipnorm, lr_decay=lr_decay, min_count=min_count, max_vocab=max_vocab, seed=seed)
+                   clipnorm=clipnorm, lr_decay=lr_decay, lr_decay_min_delta=lr_decay_min_delta, min_count=min_count, max_vocab=max_vocab, seed=seed)
     previous = pathlib.Path(run_dir) / training.CONFIG
     if previous.exists() and not overwrite:  # resuming: options not given are the run's own
         options = {**json.loads(previous.read_text()), **{k: v for k, v in options.items() if v is not None}}
@@ -167,6 +169,8 @@ def train(run_dir, data=None, *, level=None, model=None, order=None, cell=None, 
     elif model == "rnn":
         rnn_keys = [*LEVEL_DEFAULTS["word"], "embedding_dim"]
         config = resolve_config(codec.level, codec.vocab_size, **{k: options.get(k) for k in rnn_keys}, **common)
+        if options.get("lr_decay_min_delta"):
+            config["lr_decay_min_delta"] = float(options["lr_decay_min_delta"])
     else:
         raise ValueError(f"model must be 'rnn' or 'ngram'; got {model!r}")
     if include_validation:
@@ -206,7 +210,8 @@ def train(run_dir, data=None, *, level=None, model=None, order=None, cell=None, 
     logs_cb = LanguageModelLogs(codec.level, config["batch_size"] * config["bptt"])
     standard = training.standard_callbacks(run_dir, monitor=None if include_validation else "val_loss",
                                            patience=patience, tensorboard=tensorboard,
-                                           lr_decay=config["lr_decay"])
+                                           lr_decay=config["lr_decay"],
+                                           lr_decay_min_delta=config.get("lr_decay_min_delta", 0.0))
     extra = []
     if max_minutes:
         extra.append(TimeLimit(max_minutes))

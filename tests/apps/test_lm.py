@@ -393,6 +393,10 @@ def test_train_cli_runs_and_resumes_at_the_right_epoch(tmp_path, capsys):
     # another configuration in the same folder is refused, with a message
     assert main(args + ["--units", "32"]) == 2
     assert "other settings" in capsys.readouterr().err
+    # an earlier decay rule is a change too; unset, it is not written (older runs resume as they were)
+    assert "lr_decay_min_delta" not in json.loads((run_dir / "config.json").read_text())
+    assert main(args + ["--lr-decay-min-delta", "0.01"]) == 2
+    assert "lr_decay_min_delta: None -> 0.01" in capsys.readouterr().err
     assert main(["generate", "--run-dir", str(run_dir), "ab", "--temperature", "-1"]) == 2
     assert main(["score", "--run-dir", str(run_dir), "abcabd", "dbacba"]) == 0
     capsys.readouterr()
