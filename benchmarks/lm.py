@@ -64,7 +64,7 @@ def run_rnn(name, run_dir, data, args, smoke, **config):
 
     options = dict(max_minutes=args.minutes, epochs=args.epochs, quiet=not args.verbose, overwrite=True)
     if config:  # the long row has its own epoch count and no time budget unless given one
-        options.update(config, max_minutes=args.long_minutes, epochs=args.epochs or config.get("epochs"))
+        options.update(config, max_minutes=args.long_minutes, epochs=args.epochs or config["epochs"])
     if smoke:
         options.update(epochs=1, steps_per_epoch=args.smoke_steps, max_minutes=None)
     start = time.perf_counter()

@@ -66,7 +66,8 @@ def test_lr_decay_on_plateau_survives_a_resume(tmp_path):
 
 @pytest.mark.parametrize("min_delta, expected_rates", [
     (0.0, [1.0, 1.0, 1.0, 1.0]),   # every epoch improved, however little: no decay
-    (0.01, [1.0, 1.0, 0.5, 0.5]),  # a gain of 0.005 nats is a plateau; 0.045 after it is not
+    # a gain of 0.005 nats is a plateau; then 0.85 is 0.05 below the best (0.9): not one
+    (0.01, [1.0, 1.0, 0.5, 0.5]),
 ])
 def test_lr_decay_min_delta_treats_a_small_gain_as_a_plateau(tmp_path, min_delta, expected_rates):
     import keras
