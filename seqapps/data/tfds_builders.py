@@ -29,7 +29,10 @@ import dataclasses
 import tensorflow_datasets as tfds
 
 from seqapps.data import readers
+from seqapps.data import language_model_sets
+from seqapps.data import sentiment_sets
 from seqapps.data import sets
+from seqapps.data import translation_sets
 from seqapps.data.errors import DataError
 
 _VERSION = tfds.core.Version("1.0.0")
@@ -116,7 +119,7 @@ class _SentimentBuilder(_SeqappsBuilder, skip_registration=True):
     CITATION = _SST_CITATION
 
     def _info(self):
-        label_names = sets.SENTIMENT_LABEL_NAMES[self.SOURCE]
+        label_names = sentiment_sets.SENTIMENT_LABEL_NAMES[self.SOURCE]
         features = tfds.features.FeaturesDict(
             {"text": tfds.features.Text(), "label": tfds.features.ClassLabel(names=label_names)}
         )
@@ -129,7 +132,7 @@ class _SentimentBuilder(_SeqappsBuilder, skip_registration=True):
 
     def _split_generators(self, dl_manager):
         source = _manual_dir(dl_manager) or self.SOURCE
-        data = sets.load_sentiment(source, **self._load_kwargs())
+        data = sentiment_sets.load_sentiment(source, **self._load_kwargs())
         return {
             split: self._generate_examples(
                 {"text": text, "label": label} for text, label in getattr(data, split)
@@ -226,7 +229,7 @@ class SeqappsTinyshakespeare(_SeqappsBuilder):
             if len(files) != 1:
                 raise DataError(f"{folder}: expected exactly one text file (input.txt).")
             source = files[0]
-        data = sets.load_language_model(source, level="char")
+        data = language_model_sets.load_language_model(source, level="char")
         return {
             split: self._generate_examples([{"text": "".join(getattr(data, split))}])
             for split in sets.SPLITS
@@ -266,7 +269,7 @@ class SeqappsMulti30k(_SeqappsBuilder):
 
     def _split_generators(self, dl_manager):
         config = self.builder_config
-        data = sets.load_translation(
+        data = translation_sets.load_translation(
             config.pair, data=_manual_dir(dl_manager), tokenized=config.tokenized
         )
         return {
