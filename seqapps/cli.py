@@ -1,5 +1,20 @@
 """Command-line options every app shares. Kept free of TensorFlow imports so that
-`python -m apps.<app> VERB --help` answers at once."""
+`python -m apps.<app> VERB --help` answers at once.
+
+Exit statuses of every app command: 0 done; `DATA_ERROR_STATUS` (1) an expected failure
+reported in one `error: ...` line on stderr (a malformed, missing or mis-encoded data file, a
+run folder with other settings, an invalid option value); 2 the command line itself is wrong
+(argparse's usage errors); `INTERRUPTED_STATUS` (130) Ctrl-C, with a line saying how to resume.
+"""
+
+import argparse
+import contextlib
+import os
+import sys
+
+DATA_ERROR_STATUS = 1
+INTERRUPTED_STATUS = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
+VERBOSE_ENV = "SEQAPPS_VERBOSE"
 
 PRECISIONS = ("off", "auto", "float16", "bfloat16")  # see seqapps.training.configure_precision
 
@@ -63,20 +78,133 @@ def add_tuning_arguments(parser, *, objective):
     parser.add_argument("--no-retrain", action="store_true", help="skip retraining and exporting the best configuration")
 
 
+def add_verbose_argument(parser):
+    """Adds `--verbose`: TensorFlow's start-up log lines back on stderr.
+
+    The option is only set when given (`default=SUPPRESS`), so it may be added to the top
+    parser and to each verb's parser alike; read it with `is_verbose(args)`.
+    """
+    parser.add_argument(
+        "--verbose", action="store_true", default=argparse.SUPPRESS,
+        help=f"show TensorFlow's start-up log lines (oneDNN, CUDA, absl) on stderr, which are "
+             f"hidden by default; the environment variable {VERBOSE_ENV}=1 does the same",
+    )
+
+
+def is_verbose(args=None):
+    """True when `args` has `--verbose` or the environment sets SEQAPPS_VERBOSE (not 0/empty)."""
+    if args is not None and getattr(args, "verbose", False):
+        return True
+    return os.environ.get(VERBOSE_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+class CommandFailed(SystemExit):
+    """Ends a command with `status`; `str()` is the one-line message (printed by `fail`)."""
+
+    def __init__(self, message, status):
+        super().__init__(status)
+        self.message = message
+
+    def __str__(self):
+        return self.message
+
+
+def fail(message, status=DATA_ERROR_STATUS):
+    """Prints `message` on stderr and returns the `CommandFailed` to raise (exit `status`)."""
+    print(message, file=sys.stderr, flush=True)
+    return CommandFailed(message, status)
+
+
+_tensorflow = None  # the module, once start_tensorflow has imported it
+
+
+def start_tensorflow(verbose=False):
+    """Imports TensorFlow and Keras and initialises the devices; returns `tensorflow`.
+
+    Quiet unless `verbose` (or SEQAPPS_VERBOSE=1): TF 2.21 prints its start-up lines from
+    C++ before absl logging is initialised ("All log messages before absl::InitializeLog()",
+    the oneDNN notice, "Could not find cuda drivers", the cuInit error of a machine without
+    a GPU), which TF_CPP_MIN_LOG_LEVEL does not reach. So, in quiet mode, TF_CPP_MIN_LOG_LEVEL
+    defaults to 2 (C++ errors stay visible) and file descriptor 2 goes to /dev/null only
+    while TensorFlow and Keras are imported and the physical devices are listed (which runs
+    cuInit), and is restored at once. Python's own stderr keeps writing to the terminal
+    during that window, so Python warnings issued then still show; everything after it
+    (our warnings, Python warnings, C++ errors) prints as usual.
+
+    Call it after parsing the options and before anything imports TensorFlow (run_verb does);
+    the first call does the work, later calls return the module.
+    """
+    global _tensorflow
+    if _tensorflow is not None:
+        return _tensorflow
+    verbose = verbose or is_verbose()
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with (contextlib.nullcontext() if verbose else _native_stderr_silenced()):
+        import tensorflow as tf
+        import keras  # noqa: F401  (imported here so its start-up is quiet too)
+
+        tf.config.list_physical_devices()  # device discovery: cuInit and its error line
+    _tensorflow = tf
+    return tf
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Points file descriptor 2 at /dev/null (what C++ writes is dropped) while Python's
+    `sys.stderr` writes to a copy of the original descriptor."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield  # no usable descriptor 2 (closed, or an embedding): nothing to silence
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    original = sys.stderr
+    replacement = None
+    try:
+        if _writes_to_fd2(original):
+            replacement = open(os.dup(saved), "w", buffering=1, encoding=getattr(original, "encoding", None) or "utf-8",
+                               errors="backslashreplace")
+            sys.stderr = replacement
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        if replacement is not None:
+            replacement.flush()
+            sys.stderr = original
+            replacement.close()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _writes_to_fd2(stream):
+    try:
+        return stream.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        return False
+
+
 def run_verb(parser, argv=None):
     """Parses `argv`, runs the chosen verb (`set_defaults(run=...)`), returns its result.
 
-    Expected failures (bad data, missing files, wrong options) end with one clear line
-    instead of a traceback; Ctrl-C says how to resume.
+    TensorFlow starts quietly after parsing (`start_tensorflow`; `--verbose` or
+    SEQAPPS_VERBOSE=1 shows its start-up lines), so `--help` and usage errors never import it.
+    Expected failures (bad data, missing files, wrong options) end with one clear line on
+    stderr instead of a traceback and exit with DATA_ERROR_STATUS; Ctrl-C says how to resume
+    and exits with INTERRUPTED_STATUS.
     """
     args = parser.parse_args(argv)
     if getattr(args, "objective", None) and getattr(args, "direction", "") is None:
         args.direction = metric_direction(args.objective)  # `tune` without --direction
+    start_tensorflow(verbose=is_verbose(args))
     from seqapps.data import DataError  # imports TensorFlow: only once the options are valid
 
     try:
         return args.run(args)
     except (DataError, FileNotFoundError, ValueError) as error:
-        raise SystemExit(f"error: {error}") from error
+        raise fail(f"error: {error}") from error
     except KeyboardInterrupt:
-        raise SystemExit("interrupted: run the same command again to resume from the last finished epoch")
+        raise fail("interrupted: run the same command again to resume from the last finished epoch",
+                   INTERRUPTED_STATUS) from None
