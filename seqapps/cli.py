@@ -78,6 +78,23 @@ def add_tuning_arguments(parser, *, objective):
     parser.add_argument("--no-retrain", action="store_true", help="skip retraining and exporting the best configuration")
 
 
+def add_data_file_arguments(parser):
+    """Adds `--encoding ENC` (default None: each reader's own default, UTF-8 except the MR
+    polarity files' Latin-1) and `--skip-bad-lines` (malformed lines are skipped and counted
+    on stderr instead of ending the command; run_verb applies it around the verb through
+    `seqapps.data.readers.skipping_bad_lines`)."""
+    parser.add_argument(
+        "--encoding", default=None, metavar="ENC",
+        help="text encoding of the data files, e.g. latin-1 or cp1252 (default: UTF-8; "
+             "Latin-1 for the MR polarity files)",
+    )
+    parser.add_argument(
+        "--skip-bad-lines", action="store_true",
+        help="skip malformed lines of the data files instead of stopping at the first; "
+             "each file's skipped lines are counted on stderr",
+    )
+
+
 def add_verbose_argument(parser):
     """Adds `--verbose`: TensorFlow's start-up log lines back on stderr.
 
@@ -123,11 +140,10 @@ def start_tensorflow(verbose=False):
 
     Quiet unless `verbose` (or SEQAPPS_VERBOSE=1): TF 2.21 prints its start-up lines from
     C++ before absl logging is initialised ("All log messages before absl::InitializeLog()",
-    the oneDNN notice, "Could not find cuda drivers", the cuInit error of a machine without
-    a GPU), which TF_CPP_MIN_LOG_LEVEL does not reach. So, in quiet mode, TF_CPP_MIN_LOG_LEVEL
-    defaults to 2 (C++ errors stay visible) and file descriptor 2 goes to /dev/null only
-    while TensorFlow and Keras are imported and the physical devices are listed (which runs
-    cuInit), and is restored at once. Python's own stderr keeps writing to the terminal
+    the oneDNN notice, "Could not find cuda drivers"), which TF_CPP_MIN_LOG_LEVEL does not
+    reach. So, in quiet mode, TF_CPP_MIN_LOG_LEVEL is 3 (unless set to 0 or 1: then kept) and
+    file descriptor 2 goes to /dev/null only while TensorFlow and Keras are imported and the
+    physical devices are listed (which runs cuInit), and is restored at once. Python's own stderr keeps writing to the terminal
     during that window, so Python warnings issued then still show; everything after it
     (our warnings, Python warnings, C++ errors) prints as usual.
 
@@ -138,8 +154,12 @@ def start_tensorflow(verbose=False):
     if _tensorflow is not None:
         return _tensorflow
     verbose = verbose or is_verbose()
-    if not verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not verbose and os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2") in ("", "2"):
+        # 3: no C++ INFO, WARNING or ERROR lines. The ERROR lines TF logs by itself are
+        # notices (oneDNN's "supports DT_BOOL only on platforms with AVX-512", cuInit on a
+        # machine without a GPU); a real failure raises a Python exception with the message.
+        # A lower level (0, 1) set by the user is kept.
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     with (contextlib.nullcontext() if verbose else _native_stderr_silenced()):
         import tensorflow as tf
         import keras  # noqa: F401  (imported here so its start-up is quiet too)
@@ -191,6 +211,10 @@ def run_verb(parser, argv=None):
 
     TensorFlow starts quietly after parsing (`start_tensorflow`; `--verbose` or
     SEQAPPS_VERBOSE=1 shows its start-up lines), so `--help` and usage errors never import it.
+    With `--skip-bad-lines` (add_data_file_arguments) the verb runs inside
+    `skipping_bad_lines()`: files read anywhere in it skip malformed lines, and the counts not
+    already reported by an inner `skipping_bad_lines()` (an app's, around its loading, to
+    report them before training) are printed when the verb ends.
     Expected failures (bad data, missing files, wrong options) end with one clear line on
     stderr instead of a traceback and exit with DATA_ERROR_STATUS; Ctrl-C says how to resume
     and exits with INTERRUPTED_STATUS.
@@ -200,9 +224,11 @@ def run_verb(parser, argv=None):
         args.direction = metric_direction(args.objective)  # `tune` without --direction
     start_tensorflow(verbose=is_verbose(args))
     from seqapps.data import DataError  # imports TensorFlow: only once the options are valid
+    from seqapps.data.readers import skipping_bad_lines
 
     try:
-        return args.run(args)
+        with skipping_bad_lines(getattr(args, "skip_bad_lines", False)):
+            return args.run(args)
     except (DataError, FileNotFoundError, ValueError) as error:
         raise fail(f"error: {error}") from error
     except KeyboardInterrupt:

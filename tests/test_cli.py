@@ -142,3 +142,22 @@ def test_run_verb_statuses(capsys):
     with pytest.raises(SystemExit) as info:  # argparse: the command line itself is wrong
         cli.run_verb(verb_raising(ValueError()), ["--no-such-option"])
     assert info.value.code == 2
+
+
+def test_data_file_arguments_and_skip_bad_lines_around_the_verb(tmp_path, capsys):
+    from seqapps.data import readers
+
+    path = tmp_path / "data.txt"
+    path.write_bytes("1 caf\u00e9\nbad\n0 ok\n".encode("latin-1"))
+    parser = argparse.ArgumentParser()
+    cli.add_data_file_arguments(parser)
+    parser.set_defaults(run=lambda args: readers.read_labelled_sentences(path, args.encoding or "utf-8"))
+    assert parser.parse_args([]).encoding is None and not parser.parse_args([]).skip_bad_lines
+    with pytest.raises(SystemExit) as info:
+        cli.run_verb(parser, [])
+    assert info.value.code == cli.DATA_ERROR_STATUS and "--encoding latin-1" in str(info.value)
+    with pytest.raises(SystemExit, match="line 2"):
+        cli.run_verb(parser, ["--encoding", "latin-1"])
+    capsys.readouterr()
+    assert cli.run_verb(parser, ["--encoding", "latin-1", "--skip-bad-lines"]) == [("caf\u00e9", 1), ("ok", 0)]
+    assert capsys.readouterr().err.startswith(f"{path}: skipped 1 malformed line (2); line 2: expected")

@@ -5,24 +5,38 @@ batch. All of them:
 
 - read `.gz` files transparently (by their magic bytes, and `path` may name
   the file without its `.gz`),
-- strip a UTF-8 byte-order mark and accept LF, CRLF and CR line ends,
+- strip a UTF-8 byte-order mark and accept LF, CRLF and CR line ends, and
+  NEL (U+0085) in files decoded with a Unicode encoding (UTF-8/16/32),
 - skip blank lines, counting them for the line numbers in messages,
-- raise `DataError` naming the file, line and expected format.
+- raise `DataError` naming the file, line and expected format, through
+  `reject_line`; inside `with skipping_bad_lines():` a malformed line is
+  skipped instead, and the skips are reported on stderr, one line per file.
 
-Lines are split on line-end characters only, never with `str.splitlines()`:
-that also splits on U+0085 (NEL), which byte 0x85 decodes to in the Latin-1
-movie-review files, and would silently break those lines in two.
+Lines are split on those line ends only, never with `str.splitlines()`, which
+also splits on U+2028/U+2029, form feed, vertical tab and the 0x1C-0x1E
+separators: inside a line of text those are characters of the text (a form
+feed or vertical tab is whitespace between tokens). NEL is a line end only in
+Unicode-encoded text: in a single-byte encoding, byte 0x85 decodes to U+0085
+in Latin-1, but in the Latin-1 movie-review files (and any Windows-1252 text
+read as Latin-1) it is an ellipsis, and splitting there would silently break
+those lines in two.
 """
 
 import codecs
+import contextlib
+import contextvars
 import csv
 import gzip
 import io
 import os
+import sys
 import zipfile
 from pathlib import Path
 
 from seqapps.data.errors import DataError
+
+SHOWN_LINE_NUMBERS = 5  # line numbers listed per file in a skipping_bad_lines() report
+_skipped = contextvars.ContextVar("skipped_bad_lines", default=None)
 
 LABELLED_SENTENCES = "one example a line: an integer label, a space, the sentence"
 POLARITY = "one review snippet a line (rt-polarity.pos / rt-polarity.neg)"
@@ -36,6 +50,66 @@ PARALLEL = "one sentence a line, line-aligned with the other language's file"
 PAIR_TSV = "'source<TAB>target' lines (a .txt/.tsv file, or one inside a .zip)"
 
 _GZIP_MAGIC = b"\x1f\x8b"
+
+
+def reject_line(path, line_number, message):
+    """A malformed line: raises `DataError("<path>, line <n>: <message>")`.
+
+    Inside `skipping_bad_lines()` it records the line instead and returns, and the caller
+    skips the line. `message` says what was expected and what the line holds (see
+    `DataError.malformed`, whose message is the same).
+    """
+    record = _skipped.get()
+    if record is None:
+        raise DataError(f"{os.fspath(path)}, line {line_number}: {message}")
+    lines = record.setdefault(os.fspath(path), {})
+    lines.setdefault(line_number, message)
+
+
+@contextlib.contextmanager
+def skipping_bad_lines(enabled=True, stream=None):
+    """Inside it, the readers skip malformed lines instead of failing at the first.
+
+    Yields `{path: {line_number: message}}` of the lines skipped so far. On exit (also when
+    an error ends the block) it prints one line per file with skipped lines on `stream`
+    (default stderr): how many, the first few line numbers and the first line's reason.
+    `enabled=False` is a no-op (for `with skipping_bad_lines(args.skip_bad_lines):`); an
+    enabled block nested in another reports its own files at its own exit.
+    Whole-file problems (a missing file, undecodable bytes, two files of unequal length,
+    no examples left) are errors all the same.
+    """
+    if not enabled:
+        yield _skipped.get()
+        return
+    record = {}
+    token = _skipped.set(record)
+    try:
+        yield record
+    finally:
+        _skipped.reset(token)
+        for line in skip_report(record):
+            print(line, file=stream or sys.stderr, flush=True)
+
+
+def skip_report(record):
+    """The lines `skipping_bad_lines` prints, one per file, e.g.
+    `data.txt: skipped 7 malformed lines (2, 5, 9, 11, 12, ...); line 2: expected ...`."""
+    report = []
+    for path, lines in record.items():
+        numbers = sorted(lines)
+        shown = ", ".join(str(n) for n in numbers[:SHOWN_LINE_NUMBERS])
+        more = ", ..." if len(numbers) > SHOWN_LINE_NUMBERS else ""
+        plural = "s" if len(numbers) != 1 else ""
+        report.append(
+            f"{path}: skipped {len(numbers)} malformed line{plural} ({shown}{more}); "
+            f"line {numbers[0]}: {lines[numbers[0]]}"
+        )
+    return report
+
+
+def _malformed(path, line_number, line, expected):
+    """`reject_line` with `DataError.malformed`'s message."""
+    reject_line(path, line_number, DataError.malformed_message(line, expected))
 
 
 def resolve_path(path, expected):
@@ -71,8 +145,11 @@ def _decode(data, path, encoding):
         text = data.decode(codec)
     except UnicodeDecodeError as error:
         line_number = data.count(b"\n", 0, error.start) + 1
-        raise DataError.bad_encoding(path, encoding, error, line_number) from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+        raise DataError.bad_encoding(path, encoding, error, line_number, data=data) from None
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if codec.startswith(("utf", "utf_")):  # a NEL written as NEL (UTF-8: C2 85), not byte 0x85
+        text = text.replace("\x85", "\n")
+    return text
 
 
 def _read_file_text(path, encoding, expected):
@@ -241,10 +318,12 @@ def read_pair_tsv(path, member=None, encoding="utf-8", columns=(0, 1)):
     for number, line in _numbered_lines(text):
         fields = line.split("\t")
         if len(fields) <= max(columns):
-            raise DataError.malformed(where, number, line, expected)
+            _malformed(where, number, line, expected)
+            continue
         pair = tuple(fields[c].strip() for c in columns)
         if not all(pair):
-            raise DataError.malformed(where, number, line, expected)
+            _malformed(where, number, line, expected)
+            continue
         pairs.append(pair)
     if not pairs:
         raise DataError.empty(where, PAIR_TSV)
@@ -262,7 +341,8 @@ def _parse_labelled_sentences(path, text):
     for number, line in _numbered_lines(text):
         fields = line.split(None, 1)
         if len(fields) != 2 or not _is_int(fields[0]):
-            raise DataError.malformed(path, number, line, LABELLED_SENTENCES)
+            _malformed(path, number, line, LABELLED_SENTENCES)
+            continue
         examples.append((fields[1].strip(), fields[0]))
     if not examples:
         raise DataError.empty(path, LABELLED_SENTENCES)
@@ -284,10 +364,12 @@ def _parse_delimited(path, text):
         if not is_csv and not has_header:
             fields = line.split("\t", 1)  # without a header, tabs may be text
         if len(fields) <= max(label_column, text_column):
-            raise DataError.malformed(path, number, line, DELIMITED)
+            _malformed(path, number, line, DELIMITED)
+            continue
         label, sentence = fields[label_column].strip(), fields[text_column].strip()
         if not label or not sentence:
-            raise DataError.malformed(path, number, line, DELIMITED)
+            _malformed(path, number, line, DELIMITED)
+            continue
         examples.append((sentence, label))
     if not examples:
         raise DataError.empty(path, DELIMITED)
@@ -326,14 +408,19 @@ def _tsv_rows(text):
 
 def _csv_rows(path, text):
     reader = csv.reader(io.StringIO(text))
-    try:
-        for fields in reader:
-            if any(field.strip() for field in fields):
-                yield reader.line_num, fields, ",".join(fields)
-    except csv.Error as error:
-        raise DataError(
-            f"{path}, line {reader.line_num}: malformed CSV ({error}); expected {DELIMITED}."
-        ) from None
+    while True:
+        before = reader.line_num
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            reject_line(path, reader.line_num, f"malformed CSV ({error}); expected {DELIMITED}.")
+            if reader.line_num == before:  # the reader cannot get past it
+                return
+            continue
+        if any(field.strip() for field in fields):
+            yield reader.line_num, fields, ",".join(fields)
 
 
 def _header_columns(fields):

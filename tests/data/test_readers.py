@@ -173,3 +173,80 @@ def test_pair_tsv_ambiguous_zip_asks_for_member(tmp_path):
     with pytest.raises(DataError, match="member="):
         readers.read_pair_tsv(path)
     assert readers.read_pair_tsv(path, member="b.txt") == [("x", "y")]
+
+
+# --- line ends, encodings, skipping bad lines -----------------------------------
+
+
+def test_nel_ends_lines_in_utf8_but_other_separators_stay_in_the_text(write):
+    # NEL (C2 85 in UTF-8) and a lone CR end lines; U+2028, form feed and vertical tab,
+    # which str.splitlines() would also split on, are characters inside a line.
+    path = write("nel.txt", "1 a fine\u2028film\x852 a\x0cdull film\r0 bad\x0bfilm\n")
+    assert readers.read_labelled_sentences(path) == [
+        ("a fine\u2028film", 1), ("a\x0cdull film", 2), ("bad\x0bfilm", 0),
+    ]
+    tokens = write("ptb.txt", "the cat\x85a\x0cdog\n")
+    assert readers.read_token_lines(tokens) == ["the", "cat", "<eos>", "a", "dog", "<eos>"]
+
+
+def test_cp1252_file_suggests_the_encoding_option_and_iconv(write):
+    # 0x93/0x94 are cp1252's curly quotes, 0x85 its ellipsis
+    path = write("win.txt", b"1 a \x93great\x94 film\x85\n0 dull\n")
+    with pytest.raises(DataError) as error:
+        readers.read_labelled_sentences(path)
+    message = str(error.value)
+    assert "--encoding cp1252" in message and "iconv -f cp1252 -t utf-8" in message
+    assert readers.read_labelled_sentences(path, encoding="cp1252")[0] == ("a \u201cgreat\u201d film\u2026", 1)
+    latin = write("latin.txt", "1 caf\xe9\n", encoding="latin-1")
+    with pytest.raises(DataError, match="--encoding latin-1"):
+        readers.read_labelled_sentences(latin)
+
+
+def test_reject_line_raises_outside_and_records_inside_skipping(capsys):
+    with pytest.raises(DataError, match=r"^f\.txt, line 3: expected X; got 'y'\.$"):
+        readers.reject_line("f.txt", 3, "expected X; got 'y'.")
+    with readers.skipping_bad_lines() as skipped:
+        assert readers.reject_line("f.txt", 3, "expected X") is None
+    assert skipped == {"f.txt": {3: "expected X"}}
+    assert capsys.readouterr().err == "f.txt: skipped 1 malformed line (3); line 3: expected X\n"
+
+
+def test_skipping_bad_lines_in_every_line_reader(write, tmp_path, capsys):
+    lines = "1 good\nno label\n0 bad\n\n7\nx y\n0 ok\nz\nw\n"  # bad: 2, 5, 6, 8, 9
+    sentences = write("sst.txt", lines)
+    tsv = write("data.tsv", "1\tgood\nno tab\n0\tbad\n")
+    csv_file = write("data.csv", "label,text\n1,good\n2\n0,bad\n")
+    pairs = _anki_zip(tmp_path / "p.zip", ["Go.\tVe.", "one field", "Hi.\tHola."])
+    with readers.skipping_bad_lines():
+        assert readers.read_labelled_sentences(sentences) == [("good", 1), ("bad", 0), ("ok", 0)]
+        assert readers.read_labelled_file(tsv) == ([("good", 1), ("bad", 0)], ["0", "1"])
+        assert readers.read_delimited_labelled(csv_file) == ([("good", 1), ("bad", 0)], ["0", "1"])
+        assert readers.read_pair_tsv(pairs) == [("Go.", "Ve."), ("Hi.", "Hola.")]
+        assert capsys.readouterr().err == ""  # reported on exit
+    report = capsys.readouterr().err.splitlines()
+    assert report == [
+        f"{sentences}: skipped 5 malformed lines (2, 5, 6, 8, 9); line 2: expected "
+        f"{readers.LABELLED_SENTENCES}; got 'no label'.",
+        f"{tsv}: skipped 1 malformed line (2); line 2: expected {readers.DELIMITED}; got 'no tab'.",
+        f"{csv_file}: skipped 1 malformed line (3); line 3: expected {readers.DELIMITED}; got '2'.",
+        f"{pairs}:spa.txt: skipped 1 malformed line (2); line 2: expected {readers.PAIR_TSV} with "
+        "at least 2 tab-separated fields; got 'one field'.",
+    ]
+    with pytest.raises(DataError, match="line 2"):  # outside the block: an error again
+        readers.read_labelled_sentences(sentences)
+
+
+def test_skip_report_lists_the_first_line_numbers_only(write, capsys):
+    path = write("bad.txt", "".join(f"bad{i}\n" for i in range(12)) + "1 good\n")
+    with readers.skipping_bad_lines(), readers.skipping_bad_lines(False):
+        assert readers.read_labelled_sentences(path) == [("good", 1)]
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"{path}: skipped 12 malformed lines (1, 2, 3, 4, 5, ...); line 1:")
+
+
+def test_skipping_every_line_is_still_an_empty_file_error(write, capsys):
+    path = write("bad.txt", "a\nb\n")
+    with pytest.raises(DataError, match="no examples"):
+        with readers.skipping_bad_lines():
+            readers.read_labelled_sentences(path)
+    assert "skipped 2 malformed lines (1, 2)" in capsys.readouterr().err  # reported all the same
