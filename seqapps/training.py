@@ -16,6 +16,7 @@ import csv
 import json
 import os
 import pathlib
+import sys
 
 import keras
 
@@ -25,6 +26,20 @@ HISTORY = "history.csv"
 CONFIG = "config.json"
 METRICS = "metrics.json"
 BEST = "best.keras"
+
+
+def progress_verbosity(quiet, stream=None):
+    """Keras' `verbose=` for fit/evaluate: 0 when `quiet`; 1 (the progress bar, redrawn in
+    place) when `stream` (default stdout) is an interactive terminal; 2 (one line per epoch)
+    when it is a file or a pipe, where a progress bar leaves one line per redraw."""
+    if quiet:
+        return 0
+    stream = sys.stdout if stream is None else stream
+    try:
+        interactive = stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or closed
+        interactive = False
+    return 1 if interactive else 2
 
 
 def set_seed(seed):

@@ -119,3 +119,23 @@ def test_cpu_bfloat16_is_read_from_the_instruction_flags(tmp_path):
     assert not training.cpu_has_bfloat16(cpuinfo)
     cpuinfo.unlink()
     assert not training.cpu_has_bfloat16(cpuinfo)
+
+
+def test_progress_verbosity_bar_on_a_terminal_one_line_per_epoch_in_a_file(tmp_path, monkeypatch):
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert training.progress_verbosity(True, Terminal()) == 0
+    assert training.progress_verbosity(False, Terminal()) == 1
+    assert training.progress_verbosity(False, io.StringIO()) == 2
+    with open(tmp_path / "log.txt", "w") as f:
+        assert training.progress_verbosity(False, f) == 2
+    # the default stream is sys.stdout as it is at the call
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    assert training.progress_verbosity(False) == 1
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    assert training.progress_verbosity(False) == 2
