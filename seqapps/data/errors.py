@@ -60,3 +60,35 @@ class DataError(ValueError):
     @classmethod
     def empty(cls, path, expected):
         return cls(f"{os.fspath(path)}: no examples found; expected {expected}.")
+
+
+class FoldError(DataError):
+    """A cross-validation request the data cannot meet: more folds than examples, or a fold
+    number outside 0..num_folds-1.
+
+    The message names the data and the options in the library's terms (`num_folds`, `fold`);
+    an app re-raises it in its own: `raise error.renamed(data=path, num_folds="--folds",
+    fold="--fold") from None`.
+    """
+
+    def __init__(self, *, num_examples, num_folds, fold=None, data=None, names=None):
+        self.num_examples, self.num_folds, self.fold, self.data = num_examples, num_folds, fold, data
+        self.names = {"num_folds": "num_folds", "fold": "fold", **(names or {})}
+        super().__init__(self._message())
+
+    def renamed(self, data=None, **names):
+        """The same error naming `data` (e.g. the file) and the options as given (keys
+        `num_folds`, `fold`)."""
+        return FoldError(num_examples=self.num_examples, num_folds=self.num_folds, fold=self.fold,
+                         data=self.data if data is None else data, names={**self.names, **names})
+
+    def _message(self):
+        data = os.fspath(self.data) if self.data is not None else "the data"
+        n, k, folds_name, fold_name = self.num_examples, self.num_folds, self.names["num_folds"], self.names["fold"]
+        if self.fold is not None:
+            return f"{data}: {fold_name} must be in 0..{k - 1} for {k} folds; got {self.fold}."
+        if n < 2:
+            return (f"{data}: {n} example{'s' if n != 1 else ''} cannot be split into folds; "
+                    "cross-validation needs at least 2.")
+        return (f"{data}: {n} examples cannot make {k} folds (each fold needs at least one); "
+                f"{folds_name} must be in 2..{n}; got {k}.")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from seqapps.data.errors import DataError
+from seqapps.data.errors import DataError, FoldError  # noqa: F401  (FoldError: for the apps)
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 
@@ -79,17 +79,21 @@ def to_dataset(examples):
 # --- splitting ---------------------------------------------------------------
 
 
-def kfold_indices(n, num_folds=10, seed=0):
-    """`num_folds` disjoint sorted index arrays covering `range(n)`, seeded."""
-    _check_folds(n, num_folds)
+def kfold_indices(n, num_folds=10, seed=0, *, data=None):
+    """`num_folds` disjoint sorted index arrays covering `range(n)`, seeded.
+
+    Too many folds for `n` raises `FoldError` naming `data` (a file or set name), which an
+    app may re-raise with its option names (`FoldError.renamed`).
+    """
+    _check_folds(n, num_folds, data)
     order = np.random.default_rng(seed).permutation(n)
     return [np.sort(fold) for fold in np.array_split(order, num_folds)]
 
 
-def stratified_kfold_indices(labels, num_folds=10, seed=0):
+def stratified_kfold_indices(labels, num_folds=10, seed=0, *, data=None):
     """Like `kfold_indices`, with each class spread evenly over the folds."""
     labels = np.asarray(labels)
-    _check_folds(len(labels), num_folds)
+    _check_folds(len(labels), num_folds, data)
     rng = np.random.default_rng(seed)
     # Shuffle within each class, then deal the classes out in turn, so every
     # fold gets its share of every class and fold sizes differ by at most 1.
@@ -99,9 +103,9 @@ def stratified_kfold_indices(labels, num_folds=10, seed=0):
     return [np.sort(order[f::num_folds]) for f in range(num_folds)]
 
 
-def _check_folds(n, num_folds):
+def _check_folds(n, num_folds, data=None):
     if not 2 <= num_folds <= n:
-        raise ValueError(f"num_folds must be in 2..{n} for {n} examples; got {num_folds}.")
+        raise FoldError(num_examples=n, num_folds=num_folds, data=data)
 
 
 def _carve_validation(indices, labels, fraction, seed):
@@ -121,10 +125,10 @@ def _carve_validation(indices, labels, fraction, seed):
 
 def _cross_validation_split(examples, label_names, name, fold, num_folds, seed, fraction):
     fold = 0 if fold is None else fold
-    if not 0 <= fold < num_folds:
-        raise ValueError(f"fold must be in 0..{num_folds - 1}; got {fold}.")
     labels = np.array([label for _, label in examples])
-    folds = stratified_kfold_indices(labels, num_folds, seed)
+    folds = stratified_kfold_indices(labels, num_folds, seed, data=name)
+    if not 0 <= fold < num_folds:
+        raise FoldError(num_examples=len(examples), num_folds=num_folds, fold=fold, data=name)
     rest = np.sort(np.concatenate(folds[:fold] + folds[fold + 1 :]))
     validation, train = _carve_validation(rest, labels, fraction, seed)
     pick = lambda indices: [examples[i] for i in indices]  # noqa: E731
