@@ -62,6 +62,16 @@ def _static(value):
     return None
 
 
+def _checked(value, condition, message):
+    """`value` as a tensor that fails with `InvalidArgumentError("assertion failed:
+    [message] [value]")` when `condition(value)` is false: the run-time twin of the
+    ValueError a Python number gets at trace time."""
+    value = tf.convert_to_tensor(value)
+    check = tf.debugging.Assert(condition(value), [message, value])
+    with tf.control_dependencies([check]):
+        return tf.identity(value)
+
+
 def _check_max_length(max_length):
     if _static(max_length) is not None and max_length < 1:
         raise ValueError(f"`max_length` must be >= 1; received {max_length}.")
@@ -174,6 +184,10 @@ def filter_logits(logits, top_k=0, top_p=1.0):
         top_k: int or int32 scalar tensor, >= 0.
         top_p: float or float scalar tensor, in (0, 1].
 
+    Out-of-range values (a negative `top_k`; a `top_p` of 0, below 0, above 1 or NaN)
+    raise `ValueError` as Python numbers and `tf.errors.InvalidArgumentError` as tensors,
+    when the graph runs; they are never taken silently as "off".
+
     Returns:
         `[N, V]` logits of the same dtype.
     """
@@ -182,6 +196,11 @@ def filter_logits(logits, top_k=0, top_p=1.0):
         raise ValueError(f"`top_k` must be >= 0 (0 disables it); received {top_k}.")
     if static_p is not None and not 0.0 < static_p <= 1.0:
         raise ValueError(f"`top_p` must be in (0, 1] (1 disables it); received {top_p}.")
+    if static_k is None:
+        top_k = _checked(top_k, lambda k: k >= 0, "`top_k` must be >= 0 (0 disables it)")
+    if static_p is None:
+        top_p = _checked(top_p, lambda p: tf.logical_and(p > 0.0, p <= 1.0),
+                         "`top_p` must be in (0, 1] (1 disables it)")
     use_top_k = static_k is None or static_k > 0
     use_top_p = static_p is None or static_p < 1.0
     logits = tf.convert_to_tensor(logits)
@@ -264,13 +283,15 @@ def sample_decode(step_fn, initial_state, *, start_token, end_token=None,
             `greedy_decode`.
         end_token: int, or None to always generate `max_length` tokens (e.g.
             a character language model).
-        temperature: float or float scalar tensor. Below `1e-6` (zero
+        temperature: float or float scalar tensor, >= 0. Below `1e-6` (zero
             included) decoding is greedy, exactly `greedy_decode`'s output. A
-            negative Python number raises; a negative tensor decodes greedily
-            (a traced graph cannot raise nicely).
-        top_k: keep only the `top_k` most likely tokens (0: off).
+            negative or NaN value raises: `ValueError` for a Python number,
+            `tf.errors.InvalidArgumentError` for a tensor, when the graph runs
+            (before the loop). `inf` samples uniformly.
+        top_k: keep only the `top_k` most likely tokens (0: off; >= 0).
         top_p: nucleus sampling, keep the most likely tokens up to total
-            probability `top_p` (1.0: off). See `filter_logits`.
+            probability `top_p` (1.0: off; in (0, 1]). See `filter_logits`,
+            which also says how out-of-range values fail.
         seed: None (fresh randomness per call), a Python int, or an integer
             tensor of shape `[2]` (or a scalar), so that an exported signature
             can take the seed as an input. The same seed gives the same
@@ -281,7 +302,7 @@ def sample_decode(step_fn, initial_state, *, start_token, end_token=None,
         `greedy_decode`.
     """
     static_temperature = _static(temperature) is not None
-    if static_temperature and temperature < 0:
+    if static_temperature and not temperature >= 0:  # NaN too
         raise ValueError(
             f"`temperature` must be >= 0 (0 means greedy); received {temperature}."
         )
@@ -292,6 +313,15 @@ def sample_decode(step_fn, initial_state, *, start_token, end_token=None,
 
     seed = _seed_tensor(seed)
     temperature = tf.cast(temperature, tf.float32)
+    if not static_temperature:
+        temperature = _checked(temperature, lambda t: t >= 0.0,  # false for NaN
+                               "`temperature` must be >= 0 (0 means greedy), not NaN")
+    # Validate the filters once, before the loop (not only at its first step).
+    if _static(top_k) is None:
+        top_k = _checked(top_k, lambda k: k >= 0, "`top_k` must be >= 0 (0 disables it)")
+    if _static(top_p) is None:
+        top_p = _checked(top_p, lambda p: tf.logical_and(p > 0.0, p <= 1.0),
+                         "`top_p` must be in (0, 1] (1 disables it)")
     greedy = temperature < GREEDY_TEMPERATURE
     # Divide by 1 instead of ~0 on the greedy branch so no inf/NaN appears.
     safe_temperature = tf.where(greedy, 1.0, temperature)

@@ -228,13 +228,42 @@ def test_sample_low_temperature_and_top_k_1_are_greedy():
         dict(temperature=0.0),
         dict(temperature=1e-9, seed=3),
         dict(temperature=tf.constant(0.0), seed=3),
-        dict(temperature=tf.constant(-1.0), seed=3),
         dict(temperature=1.0, top_k=1, seed=3),
         dict(temperature=5.0, top_k=tf.constant(1), seed=4),
     ):
         tokens, lengths = sample_decode(nested_step, state, **kwargs, **options)
         np.testing.assert_array_equal(tokens, greedy[0], err_msg=str(options))
         np.testing.assert_array_equal(lengths, greedy[1], err_msg=str(options))
+
+
+@pytest.mark.parametrize("options, name", [
+    (dict(temperature=-1.0), "temperature"),
+    (dict(temperature=float("nan")), "temperature"),
+    (dict(top_k=-1), "top_k"),
+    (dict(top_p=0.0), "top_p"),
+    (dict(top_p=-0.5), "top_p"),
+    (dict(top_p=1.5), "top_p"),
+    (dict(top_p=float("nan")), "top_p"),
+])
+def test_invalid_tensor_options_fail_when_the_graph_runs(options, name):
+    """Values only known at run time (an exported signature's inputs) are refused with an
+    argument error naming the option, in eager and traced calls alike, never taken as
+    "off" or greedy."""
+    state = _random_rows(2)
+    tensors = {k: tf.constant(v) for k, v in options.items()}
+    kwargs = dict(start_token=START, max_length=3, seed=1, **{"temperature": tf.constant(1.0), **tensors})
+    with pytest.raises(tf.errors.InvalidArgumentError, match=name):
+        sample_decode(nested_step, state, **kwargs)
+    traced = tf.function(lambda s: sample_decode(nested_step, s, **kwargs))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=name):
+        traced(state)
+    if name != "temperature":
+        with pytest.raises(tf.errors.InvalidArgumentError, match=name):
+            filter_logits(tf.zeros([1, 3]), **tensors)
+    # The edges of the valid ranges decode.
+    valid = dict(temperature=tf.constant(0.0), top_k=tf.constant(0), top_p=tf.constant(1.0))
+    tokens, lengths = sample_decode(nested_step, state, start_token=START, max_length=3, seed=1, **valid)
+    assert tokens.shape == (2, 3)
 
 
 def test_sample_invalid_options():
@@ -245,6 +274,8 @@ def test_sample_invalid_options():
         filter_logits(tf.zeros([1, 3]), top_k=-1)
     with pytest.raises(ValueError, match="top_p"):
         filter_logits(tf.zeros([1, 3]), top_p=0.0)
+    with pytest.raises(ValueError, match="temperature"):
+        sample_decode(nested_step, state, start_token=START, max_length=3, temperature=float("nan"))
     with pytest.raises(ValueError, match="beam_width"):
         beam_search(nested_step, state, start_token=START, end_token=END,
                     max_length=3, beam_width=0)
