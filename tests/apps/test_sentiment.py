@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from apps.sentiment.__main__ import run
+from apps.sentiment import run
 from apps.sentiment.bow import build_bow_model
 from apps.sentiment.model import build_model
 
