@@ -92,7 +92,7 @@ def load_config(run_dir):
 
 def standard_callbacks(
     run_dir, *, monitor="val_loss", mode="auto", patience=3, tensorboard=True, start_from_epoch=0,
-    lr_decay=None, lr_decay_min_delta=0.0,
+    lr_decay=None, lr_decay_min_delta=0.0, seed=None, shuffled=(),
 ):
     """Resume, best checkpoint, early stopping, TensorBoard, CSV history, NaN guard.
 
@@ -108,10 +108,14 @@ def standard_callbacks(
     (on a loss in nats, 0.01 is a 1 % perplexity gain), which decays earlier on a slow slope.
     `monitor=None` (no validation data: a final fit on train+validation) keeps the last
     epoch as best.keras, never stops early and never decays.
+    `seed` (the run's --seed) adds `EpochSeeds(seed, shuffled)` first: dropout, the global
+    random streams and the reshuffling of the `shuffled` datasets (the training data) then
+    depend on (seed, epoch) only, so a resumed run gives the uninterrupted run's history.
     """
     run_dir = pathlib.Path(run_dir)
+    seeds = [] if seed is None else [EpochSeeds(seed, shuffled)]
     if monitor is None:
-        return [
+        return seeds + [
             keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
             keras.callbacks.ModelCheckpoint(str(run_dir / BEST)),  # every epoch: the last wins
             keras.callbacks.CSVLogger(str(run_dir / HISTORY), append=True),
@@ -154,7 +158,7 @@ def standard_callbacks(
         )
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs")))
-    return callbacks
+    return seeds + callbacks
 
 
 class DecayOnPlateau(keras.callbacks.ReduceLROnPlateau):
@@ -168,6 +172,79 @@ class DecayOnPlateau(keras.callbacks.ReduceLROnPlateau):
         super().on_train_begin(logs)
         if self.best_so_far is not None:
             self.best = self.best_so_far
+
+
+def epoch_seed(seed, epoch, stream=0):
+    """A 31-bit seed derived from `(seed, epoch, stream)` alone (NumPy's SeedSequence)."""
+    import numpy as np
+
+    entropy = [int(seed) & 0xFFFFFFFF, int(epoch), int(stream)]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0] >> 1)
+
+
+class EpochSeeds(keras.callbacks.Callback):
+    """Makes a resumed run draw the same random numbers as the uninterrupted one.
+
+    Without it, a run resumed at epoch k restarts every random stream where a fresh process
+    starts them: dropout masks (Keras keeps SeedGenerator states out of the weights, so
+    BackupAndRestore does not restore them) and the tf.data reshuffling, whose order for an
+    epoch is drawn each time an iterator over the dataset is opened in this process.
+
+    At the beginning of every epoch it reseeds Python, NumPy, TensorFlow's global seed and
+    Keras' global SeedGenerator from `epoch_seed(seed, epoch)`, and every SeedGenerator of
+    the model (the dropout layers' and the recurrent cells' masks) from
+    `epoch_seed(seed, epoch, i)`: each epoch's dropout depends on (seed, epoch) only.
+    For each dataset in `shuffled` (the training data, `shuffle(..., seed=...,
+    reshuffle_each_iteration=True)` inside), a fit that starts at epoch k > 0 in a process
+    that has not iterated that dataset yet first opens and drops as many iterators as Keras
+    opened during epochs 0..k-1 of the uninterrupted run (`keras_iterators_before`), so that
+    epoch k gets the order it had there. Limits: the count is Keras 3.15's (tests/
+    test_training.py checks it); a dataset already fitted on in this process is not
+    advanced; a dataset iterated with `steps_per_epoch` (one iterator across epochs) or
+    cloned by a multi-device strategy keeps its own order.
+    """
+
+    def __init__(self, seed, shuffled=()):
+        super().__init__()
+        self.seed = int(seed)
+        self.shuffled = list(shuffled) if isinstance(shuffled, (list, tuple)) else [shuffled]
+        self._fitted = set()  # ids of the datasets this callback has already trained on
+        self._first_epoch = True
+
+    def on_train_begin(self, logs=None):
+        self._first_epoch = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._first_epoch:
+            self._first_epoch = False
+            for dataset in self.shuffled:
+                if id(dataset) not in self._fitted:
+                    self._fitted.add(id(dataset))
+                    for _ in range(keras_iterators_before(epoch, int(dataset.cardinality()) >= 0)):
+                        iter(dataset)  # opening an iterator draws the next reshuffle seed
+        keras.utils.set_random_seed(epoch_seed(self.seed, epoch))
+        for i, state in enumerate(seed_generator_states(self.model)):
+            state.assign(keras.ops.convert_to_tensor([epoch_seed(self.seed, epoch, i + 1), 0], state.dtype))
+
+
+def keras_iterators_before(epoch, known_size):
+    """How many iterators Keras 3.15's `fit` (no `steps_per_epoch`) opens over the training
+    data before the one of `epoch`, as measured: two per epoch when the dataset knows its
+    number of batches (one at the epoch's start, and one at its end, which
+    `EpochIterator._enumerate_iterator` opens and the next start replaces), one per epoch
+    when it does not."""
+    return max(0, epoch) * (2 if known_size else 1)
+
+
+def seed_generator_states(model):
+    """The state variables of every `keras.random.SeedGenerator` in `model`, in layer order."""
+    states, seen = [], set()
+    for layer in model._flatten_layers(include_self=True):
+        for generator in getattr(layer, "_seed_generators", []):
+            if id(generator.state) not in seen:
+                seen.add(id(generator.state))
+                states.append(generator.state)
+    return states
 
 
 def finished_epochs(run_dir):

@@ -139,3 +139,57 @@ def test_progress_verbosity_bar_on_a_terminal_one_line_per_epoch_in_a_file(tmp_p
     assert training.progress_verbosity(False) == 1
     monkeypatch.setattr(sys, "stdout", io.StringIO())
     assert training.progress_verbosity(False) == 2
+
+
+def _tiny_fit(tf, run_dir, epochs, *, seeds, known_size=True):
+    """A few epochs of a tiny model with dropout (Keras' and our LSTM's masks) on data
+    reshuffled every epoch; returns the losses history.csv records."""
+    import keras
+    import numpy as np
+
+    from seqapps.layers import LSTM
+
+    keras.utils.set_random_seed(7)  # what every app's train does first
+    x = np.random.default_rng(0).integers(1, 20, size=(64, 6))
+    y = (x[:, 0] > 10).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(64, seed=7, reshuffle_each_iteration=True)
+    if not known_size:
+        data = data.filter(lambda *_: True)
+    data = data.batch(16).prefetch(2)
+    assert (int(data.cardinality()) >= 0) == known_size
+    model = keras.Sequential([
+        keras.Input((6,), dtype="int32"), keras.layers.Embedding(20, 8),
+        LSTM(8, dropout=0.3, recurrent_dropout=0.3), keras.layers.Dropout(0.5),
+        keras.layers.Dense(1, activation="sigmoid"),
+    ])
+    model.compile(keras.optimizers.Adam(0.01), loss="binary_crossentropy")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    callbacks = training.standard_callbacks(run_dir, monitor=None, tensorboard=False,
+                                            **(dict(seed=7, shuffled=data) if seeds else {}))
+    model.fit(data, epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
+    return training.read_history(run_dir)["loss"]
+
+
+@pytest.mark.parametrize("known_size", [True, False])
+def test_a_resumed_run_gives_the_uninterrupted_history(tmp_path, known_size):
+    import warnings
+
+    import tensorflow as tf
+
+    warnings.filterwarnings("ignore", "Your input ran out of data")  # the unknown size's
+    uninterrupted = _tiny_fit(tf, tmp_path / "whole", 4, seeds=True, known_size=known_size)
+    _tiny_fit(tf, tmp_path / "resumed", 2, seeds=True, known_size=known_size)  # stopped after 2
+    resumed = _tiny_fit(tf, tmp_path / "resumed", 4, seeds=True, known_size=known_size)
+    assert resumed == pytest.approx(uninterrupted, rel=1e-6, abs=1e-7)
+    if known_size:  # without EpochSeeds the resumed epochs differ: what the callback is for
+        _tiny_fit(tf, tmp_path / "plain", 2, seeds=False)
+        plain = _tiny_fit(tf, tmp_path / "plain", 4, seeds=False)
+        whole = _tiny_fit(tf, tmp_path / "plain-whole", 4, seeds=False)
+        assert plain[:2] == pytest.approx(whole[:2]) and plain[2:] != pytest.approx(whole[2:], rel=1e-6)
+
+
+def test_epoch_seeds_depend_on_seed_and_epoch_only():
+    assert training.epoch_seed(0, 3) == training.epoch_seed(0, 3)
+    assert len({training.epoch_seed(s, e, i) for s in (0, 1) for e in (0, 1) for i in (0, 1)}) == 8
+    assert all(0 <= training.epoch_seed(-5, e) < 2**31 for e in range(5))
+    assert training.keras_iterators_before(0, True) == 0
