@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test venv install install-dev
+.PHONY: demo test venv install install-dev quiet-check
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,3 +24,9 @@ demo: install
 # Test suite; pytest's exit code 5 (no tests collected) is not a failure of the set-up.
 test: install-dev
 	$(PY) -m pytest -q tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+# TensorFlow starts without its start-up lines (README, "Quiet output"): a fresh environment,
+# as a user's shell has it, must leave stderr empty; SEQAPPS_VERBOSE=1 shows them.
+quiet-check: $(PY)
+	@err=$$(env -i PATH="$$PATH" HOME="$$HOME" $(PY) -c 'from seqapps.cli import start_tensorflow; start_tensorflow()' 2>&1 >/dev/null); \
+	if [ -n "$$err" ]; then echo "TensorFlow start-up is not quiet:"; echo "$$err"; exit 1; fi; echo "start-up is quiet"
