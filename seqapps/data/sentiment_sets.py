@@ -1,10 +1,11 @@
-"""Sentiment sets: SST-2, SST-5, MR (bundled) and labelled files or folders."""
+"""Sentiment sets: SST-2, SST-5, MR, the treebank's phrases (bundled) and labelled files or folders."""
 
 from pathlib import Path
 
 import numpy as np
 
 from seqapps.data import readers
+from seqapps.data import trees
 from seqapps.data.errors import DataError
 from seqapps.data.sets import SPLITS
 from seqapps.data.sets import TextClassificationData
@@ -20,7 +21,65 @@ SENTIMENT_LABEL_NAMES = {
     "sst5": ["very negative", "negative", "neutral", "positive", "very positive"],
     "mr": _BINARY,
 }
+_FINE = SENTIMENT_LABEL_NAMES["sst5"]
+SENTIMENT_LABEL_NAMES["sst2-phrases"] = _BINARY
+SENTIMENT_LABEL_NAMES["sst5-phrases"] = _FINE
 _SST_PREFIXES = {"sst2": "stsa.binary", "sst5": "stsa.fine"}
+TREE_FILES = {s: f"sst-trees.{s}.txt" for s in ("train", "dev", "test")}
+
+
+def binary_label(label):
+    """A treebank label 0-4 as SST-2's class: 0-1 negative (0), 3-4 positive (1), 2 None."""
+    return None if label == 2 else int(label > 2)
+
+
+def tree_examples(examples, binary):
+    """(text, 0-4) pairs as the set's classes: unchanged, or binary with neutral dropped."""
+    if not binary:
+        return list(examples)
+    return [(t, binary_label(y)) for t, y in examples if y != 2]
+
+
+def load_sentiment_trees(paths, *, binary, name, phrases=True, encoding=None):
+    """Train on the labelled phrases of the train trees, validate and test on whole sentences.
+
+    `paths`: `{"train": path, "validation": path, "test": path}` of tree files. `phrases`:
+    every distinct labelled phrase of the train trees (the published SST protocol), else
+    only their roots (the sentences). `binary`: neutral (2) dropped, 0-1 negative, 3-4
+    positive (about 77k train phrases; all five labels: about 159k).
+    """
+    encoding = encoding or "utf-8"
+    train = (trees.read_tree_phrases(paths["train"], encoding) if phrases
+             else trees.read_tree_sentences(paths["train"], encoding))
+    splits = {"train": tree_examples(train, binary)}
+    for split in ("validation", "test"):
+        splits[split] = tree_examples(trees.read_tree_sentences(paths[split], encoding), binary)
+    return TextClassificationData(
+        splits["train"], splits["validation"], splits["test"], _BINARY if binary else _FINE, name
+    )
+
+
+def is_tree_file(path, encoding=None):
+    """True when the file's first non-blank character is '(' (the treebank's format)."""
+    try:
+        path = readers.resolve_path(path, trees.TREES)
+        head = readers._decompress(path.read_bytes(), path)[:4096]
+    except DataError:
+        return False
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"(")
+
+
+def _tree_folder_paths(folder):
+    try:
+        files = find_split_files(folder, "split files")
+    except DataError:
+        return None  # the caller's own search names what it expected
+    if not is_tree_file(files["train"]):
+        return None
+    missing = [s for s in ("validation", "test") if s not in files]
+    if missing:
+        raise DataError(f"{folder}: a tree folder needs train, dev and test files; no {' or '.join(missing)} file.")
+    return files
 
 
 def load_sentiment(
@@ -35,7 +94,9 @@ def load_sentiment(
     """Loads a labelled-sentence data set.
 
     Args:
-        name_or_path: "sst2", "sst5", "mr" (bundled), or a path:
+        name_or_path: "sst2", "sst5", "mr", "sst2-phrases", "sst5-phrases" (bundled), or a path:
+            - a folder of treebank files (`train.txt` / `dev.txt` / `test.txt`, one tree a
+              line, as the `*-phrases` sets): five classes, trained on every labelled phrase;
             - a folder with `rt-polarity.pos` / `rt-polarity.neg` (MR format);
             - a folder with split files (`*.train` / `*.dev` / `*.test`,
               `train.*` / `dev.*` / `test.*`, `valid` or `val` for dev),
@@ -52,7 +113,12 @@ def load_sentiment(
         `TextClassificationData`. SST-2 has 6920 / 872 / 1821 examples.
     """
     key = str(name_or_path).lower()
-    if key in SENTIMENT_LABEL_NAMES:
+    if key in ("sst2-phrases", "sst5-phrases"):
+        _reject_fold(fold, key)
+        paths = {"train": bundled_path(TREE_FILES["train"]), "validation": bundled_path(TREE_FILES["dev"]),
+                 "test": bundled_path(TREE_FILES["test"])}
+        data = load_sentiment_trees(paths, binary=key == "sst2-phrases", name=key, encoding=encoding)
+    elif key in SENTIMENT_LABEL_NAMES:
         label_names = SENTIMENT_LABEL_NAMES[key]
         if key == "mr":
             examples = readers.read_polarity_pair(
@@ -90,14 +156,44 @@ def load_sentiment(
     return data
 
 
+def polarity_pair(folder):
+    """`(NAME.pos, NAME.neg)` in a folder (rt-polarity.pos/.neg or any other NAME), or None.
+
+    A `.pos` without its `.neg` (or the reverse), or several pairs, is a clear error.
+    """
+    def stem(path):
+        name = path.name[:-3] if path.name.endswith(".gz") else path.name
+        return name.rsplit(".", 1) if "." in name else (name, "")
+
+    found = {}
+    for path in sorted(folder.iterdir()):
+        base, ext = stem(path)
+        if path.is_file() and ext in ("pos", "neg") and not path.name.startswith("."):
+            found.setdefault(base, {})[ext] = path
+    if not found:
+        return None
+    if len(found) > 1:
+        raise DataError(f"{folder}: several NAME.pos / NAME.neg pairs ({', '.join(sorted(found))}); expected one.")
+    (base, pair), = found.items()
+    for ext, other in (("pos", "neg"), ("neg", "pos")):
+        if ext not in pair:
+            raise DataError(f"{pair[other]}: no {base}.{ext} beside it; expected a {base}.pos / {base}.neg pair.")
+    return pair["pos"], pair["neg"]
+
+
 def _sentiment_folder(folder, fold, num_folds, seed, fraction, encoding):
-    pos, neg = folder / "rt-polarity.pos", folder / "rt-polarity.neg"
-    if any(p.exists() or p.with_name(p.name + ".gz").exists() for p in (pos, neg)):
-        examples = readers.read_polarity_pair(pos, neg, encoding or "latin-1")
+    pair = polarity_pair(folder)
+    if pair:
+        examples = readers.read_polarity_pair(*pair, encoding or "latin-1")
         return _cross_validation_split(
             examples, _BINARY, folder.name, fold, num_folds, seed, fraction
         )
-    expected = "split files such as 'x.train' / 'x.dev' / 'x.test', or rt-polarity.pos/.neg"
+    tree_files = _tree_folder_paths(folder)
+    if tree_files:
+        _reject_fold(fold, folder)
+        return load_sentiment_trees(tree_files, binary=False, name=folder.name, encoding=encoding)
+    expected = ("split files such as 'x.train' / 'x.dev' / 'x.test', treebank files "
+                "'train.txt' / 'dev.txt' / 'test.txt', or a NAME.pos / NAME.neg pair")
     files = find_split_files(folder, expected)
     raw = {s: readers.read_raw_labelled(p, encoding or "utf-8") for s, p in files.items()}
     # Number the labels over all splits at once, so they agree between files.

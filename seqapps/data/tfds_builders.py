@@ -7,7 +7,10 @@ Importing this module registers the builders, after which
 
 prepares the data from the files bundled with seqapps, never downloading.
 Names come from the class names (`SeqappsSst2` -> `seqapps_sst2`):
-seqapps_sst2, seqapps_sst5, seqapps_mr (configs fold0..fold9),
+seqapps_sst2 and seqapps_sst5 (configs `sentences`, the default: the
+sentence-level files; `phrases`: every distinct labelled phrase of the
+treebank's train trees, validation and test the whole sentences, as
+`load_sentiment("sst2-phrases")`), seqapps_mr (configs fold0..fold9),
 seqapps_ptb, seqapps_tinyshakespeare and seqapps_multi30k (configs en-de,
 de-en, en-de-raw, de-en-raw).
 
@@ -141,18 +144,57 @@ class _SentimentBuilder(_SeqappsBuilder, skip_registration=True):
         }
 
 
-class SeqappsSst2(_SentimentBuilder):
-    """SST-2: binary sentence-level sentiment, Kim (2014)'s splits."""
+@dataclasses.dataclass(eq=False)
+class SstConfig(tfds.core.BuilderConfig):
+    phrases: bool = False  # train on every labelled phrase of the treebank's train trees
+
+
+_SST_CONFIGS = [
+    SstConfig(name="sentences", description="the sentence-level files (stsa.*)"),
+    SstConfig(name="phrases", phrases=True,
+              description="train: every distinct labelled phrase of the train trees; "
+                          "validation, test: the whole sentences (the published protocol)"),
+]
+
+
+class _SstBuilder(_SentimentBuilder, skip_registration=True):
+    BUILDER_CONFIGS = _SST_CONFIGS
+
+    def _split_generators(self, dl_manager):
+        if not self.builder_config.phrases:
+            return super()._split_generators(dl_manager)
+        folder = _manual_dir(dl_manager)
+        binary = self.SOURCE == "sst2"
+        if folder is None:
+            data = sentiment_sets.load_sentiment(f"{self.SOURCE}-phrases")
+        else:
+            files = sentiment_sets._tree_folder_paths(folder)
+            if files is None:
+                raise DataError(f"{folder}: expected treebank files train.txt, dev.txt, test.txt "
+                                f"(one parse tree a line).")
+            data = sentiment_sets.load_sentiment_trees(files, binary=binary, name=folder.name)
+        return {
+            split: self._generate_examples(
+                {"text": text, "label": label} for text, label in getattr(data, split)
+            )
+            for split in sets.SPLITS
+        }
+
+
+class SeqappsSst2(_SstBuilder):
+    """SST-2: binary sentiment, Kim (2014)'s splits; config `phrases` trains on phrases."""
 
     SOURCE = "sst2"
-    DESCRIPTION = "Stanford Sentiment Treebank, binary sentence labels (6920/872/1821)."
+    DESCRIPTION = ("Stanford Sentiment Treebank, binary labels: sentences (6920/872/1821), or "
+                   "every non-neutral train phrase (77616) with the same validation and test.")
 
 
-class SeqappsSst5(_SentimentBuilder):
-    """SST-5: five-class sentence-level sentiment."""
+class SeqappsSst5(_SstBuilder):
+    """SST-5: five-class sentiment; config `phrases` trains on phrases."""
 
     SOURCE = "sst5"
-    DESCRIPTION = "Stanford Sentiment Treebank, fine-grained sentence labels (8544/1101/2210)."
+    DESCRIPTION = ("Stanford Sentiment Treebank, fine-grained labels: sentences (8544/1101/2210), "
+                   "or every labelled train phrase (159274) with the same validation and test.")
 
 
 @dataclasses.dataclass(eq=False)

@@ -60,6 +60,12 @@ def _mr_files(write):
     write("mine/rt-polarity.neg", "".join(f"bad {i}\n" for i in range(20)))
 
 
+def _tree_files(write):
+    write("mine/train.txt", "(3 (2 not) (4 bad))\n(0 (2 so) (0 dull))\n")
+    write("mine/dev.txt", "(4 (4 great) (2 fun))\n(0 (0 awful) (2 .))\n")
+    write("mine/test.txt", "(1 (2 a) (1 (2 bit) (1 slow)))\n(3 (3 quite) (3 nice))\n(2 (2 so) (2 so))\n")
+
+
 def _ptb_files(write):
     for split in ("train", "valid", "test"):
         write(f"mine/ptb.{split}.txt.gz", " a b \n c \n d e f \n")
@@ -76,6 +82,8 @@ MANUAL_CASES = [
     ("seqapps_sst2", lambda write: _sentiment_files(write, [1, 0, 1]), 3),
     ("seqapps_sst5", lambda write: _sentiment_files(write, [0, 1, 2, 3, 4]), 5),
     ("seqapps_mr/fold4", _mr_files, 4),
+    ("seqapps_sst2/phrases", _tree_files, 2),  # the neutral test sentence dropped
+    ("seqapps_sst5/phrases", _tree_files, 3),
     ("seqapps_ptb", _ptb_files, 3),
     ("seqapps_tinyshakespeare", lambda write: write("mine/input.txt", "x" * 100), 1),
     ("seqapps_multi30k/de-en-raw", _multi30k_files, 3),
@@ -92,3 +100,14 @@ def test_manual_dir_replaces_the_bundled_files(tmp_path, write, name, make_files
         download_and_prepare_kwargs={"download_config": config},
     )
     assert len(list(splits["test"])) == num_test
+
+
+def test_phrase_configs_are_the_phrase_sets(tmp_path, write):
+    _tree_files(write)
+    config = tfds.download.DownloadConfig(manual_dir=str(tmp_path / "mine"))
+    splits = tfds.load("seqapps_sst2/phrases", data_dir=tmp_path / "tfds",
+                       download_and_prepare_kwargs={"download_config": config})
+    train = {(e["text"].decode(), int(e["label"])) for e in tfds.as_numpy(splits["train"])}
+    # every non-neutral phrase of the train trees, binary: 0-1 negative, 3-4 positive
+    assert train == {("not bad", 1), ("bad", 1), ("so dull", 0), ("dull", 0)}
+    assert "phrases" in tfds.builder_cls("seqapps_sst5").builder_configs
