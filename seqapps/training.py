@@ -111,6 +111,9 @@ def standard_callbacks(
     `seed` (the run's --seed) adds `EpochSeeds(seed, shuffled)` first: dropout, the global
     random streams and the reshuffling of the `shuffled` datasets (the training data) then
     depend on (seed, epoch) only, so a resumed run gives the uninterrupted run's history.
+    Early stopping and the decay resume from the best value and the epochs waited that
+    history.csv records (`replay_best`), so a resumed run also stops where the uninterrupted
+    one would have.
     """
     run_dir = pathlib.Path(run_dir)
     seeds = [] if seed is None else [EpochSeeds(seed, shuffled)]
@@ -142,13 +145,15 @@ def standard_callbacks(
     if lr_decay and lr_decay < 1:
         # First in the list, so that the backup taken at the same epoch end holds the decayed
         # rate; and it starts from the best value already recorded, as if never interrupted.
+        # (The best value as the decay saw it: with min_delta, a smaller gain did not count.)
         callbacks.insert(0, DecayOnPlateau(
-            best_so_far=(max(seen) if maximize else min(seen)) if seen else None,
+            best_so_far=replay_best(run_dir, monitor, maximize=maximize, min_delta=lr_decay_min_delta)[0],
             monitor=monitor, mode=mode, factor=lr_decay, patience=0, min_delta=lr_decay_min_delta,
             min_lr=1e-6, verbose=1))
     if patience:
         callbacks.append(
-            keras.callbacks.EarlyStopping(
+            ResumedEarlyStopping(
+                replay_best(run_dir, monitor, maximize=maximize, start_from_epoch=start_from_epoch),
                 monitor=monitor,
                 mode=mode,
                 patience=patience,
@@ -159,6 +164,47 @@ def standard_callbacks(
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs")))
     return seeds + callbacks
+
+
+def replay_best(run_dir, monitor, *, maximize, min_delta=0.0, start_from_epoch=0):
+    """`(best, best_epoch, wait)` as Keras' EarlyStopping / ReduceLROnPlateau would hold them
+    after the epochs history.csv records: the best value counts only gains beyond
+    `min_delta`, epochs before `start_from_epoch` are passed over, and `wait` is the number
+    of epochs since the best. `(None, 0, 0)` for a run with no such epochs."""
+    path = pathlib.Path(run_dir) / HISTORY
+    best, best_epoch, wait = None, 0, 0
+    if not path.exists():
+        return best, best_epoch, wait
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            value, epoch = row.get(monitor), int(float(row.get("epoch") or 0))
+            if value in (None, "", "NA") or epoch < start_from_epoch:
+                continue
+            value = float(value)
+            wait += 1
+            better = best is None or (value - min_delta > best if maximize else value + min_delta < best)
+            if better:
+                best, best_epoch, wait = value, epoch, 0
+    return best, best_epoch, wait
+
+
+class ResumedEarlyStopping(keras.callbacks.EarlyStopping):
+    """`EarlyStopping` that, in a resumed run, starts from the best value and the epochs
+    waited since, as history.csv records them (`replay_best`), so an interrupted run stops
+    at the epoch the uninterrupted one would have. A run that had already run out of
+    patience (it stopped early, and is now given a larger --epochs) gets its full patience
+    again from that best value. The best weights of the earlier session are best.keras."""
+
+    def __init__(self, replayed=(None, 0, 0), **kwargs):
+        super().__init__(**kwargs)
+        self.replayed = replayed
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        best, best_epoch, wait = self.replayed
+        if best is not None:
+            self.best, self.best_epoch = best, best_epoch
+            self.wait = wait if wait < self.patience else 0
 
 
 class DecayOnPlateau(keras.callbacks.ReduceLROnPlateau):

@@ -193,3 +193,35 @@ def test_epoch_seeds_depend_on_seed_and_epoch_only():
     assert len({training.epoch_seed(s, e, i) for s in (0, 1) for e in (0, 1) for i in (0, 1)}) == 8
     assert all(0 <= training.epoch_seed(-5, e) < 2**31 for e in range(5))
     assert training.keras_iterators_before(0, True) == 0
+
+
+def test_replay_best_follows_keras_rules(tmp_path):
+    (tmp_path / "history.csv").write_text(
+        "epoch,loss,val_loss\n0,2.0,1.0\n1,1.9,0.995\n2,1.8,NA\n3,1.7,1.2\n")
+    assert training.replay_best(tmp_path, "val_loss", maximize=False) == (0.995, 1, 1)
+    # a gain of 0.005 is no gain with min_delta 0.01: the decay still compares with 1.0
+    assert training.replay_best(tmp_path, "val_loss", maximize=False, min_delta=0.01) == (1.0, 0, 2)
+    assert training.replay_best(tmp_path, "val_loss", maximize=True) == (1.2, 3, 0)
+    assert training.replay_best(tmp_path, "val_loss", maximize=False, start_from_epoch=3) == (1.2, 3, 0)
+    assert training.replay_best(tmp_path / "none", "val_loss", maximize=False) == (None, 0, 0)
+
+
+def test_a_resumed_run_stops_early_where_the_uninterrupted_one_does(tmp_path):
+    import keras
+    import numpy as np
+
+    def fit(run_dir, epochs):
+        # Frozen weights: the validation loss never improves after epoch 0.
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, trainable=False)])
+        model.compile(keras.optimizers.SGD(learning_rate=1.0), loss="mse")
+        x, y = np.ones((8, 3), "float32"), np.zeros((8, 1), "float32")
+        run_dir.mkdir(exist_ok=True)
+        callbacks = training.standard_callbacks(run_dir, patience=2, tensorboard=False)
+        model.fit(x, y, validation_data=(x, y), epochs=epochs, callbacks=callbacks, verbose=0)
+        return training.finished_epochs(run_dir)
+
+    assert fit(tmp_path / "whole", 10) == 3  # best at epoch 0, then two epochs of patience
+    assert fit(tmp_path / "resumed", 2) == 2  # interrupted after epoch 1 (one epoch waited)
+    assert fit(tmp_path / "resumed", 10) == 3  # stops where the uninterrupted run stopped
+    # a finished run given more epochs: its patience starts again from the best value
+    assert fit(tmp_path / "resumed", 10) == 5
