@@ -181,22 +181,51 @@ def _native_stderr_silenced():
         return
     devnull = os.open(os.devnull, os.O_WRONLY)
     original = sys.stderr
-    replacement = None
+    proxy = _StartupStderr(original, saved) if _writes_to_fd2(original) else None
     try:
-        if _writes_to_fd2(original):
-            replacement = open(os.dup(saved), "w", buffering=1, encoding=getattr(original, "encoding", None) or "utf-8",
-                               errors="backslashreplace")
-            sys.stderr = replacement
+        if proxy is not None:
+            sys.stderr = proxy
         os.dup2(devnull, 2)
         yield
     finally:
-        if replacement is not None:
-            replacement.flush()
-            sys.stderr = original
-            replacement.close()
         os.dup2(saved, 2)
+        if proxy is not None:
+            proxy.end_of_start_up()
+            if sys.stderr is proxy:
+                sys.stderr = original
         os.close(saved)
         os.close(devnull)
+
+
+class _StartupStderr:
+    """`sys.stderr` while descriptor 2 is silenced: writes go to a copy of the original
+    descriptor, and, after start-up, to the original stream. Logging handlers created during
+    the imports (TensorFlow's own) keep this object as their stream, so it must keep
+    working after the window closes."""
+
+    def __init__(self, original, fd):
+        self._original = original
+        self._during = open(os.dup(fd), "w", buffering=1, errors="backslashreplace",
+                            encoding=getattr(original, "encoding", None) or "utf-8")
+
+    def end_of_start_up(self):
+        during, self._during = self._during, None
+        during.close()
+
+    def _stream(self):
+        return self._during if self._during is not None else self._original
+
+    def write(self, text):
+        return self._stream().write(text)
+
+    def writelines(self, lines):
+        return self._stream().writelines(lines)
+
+    def flush(self):
+        return self._stream().flush()
+
+    def __getattr__(self, name):  # encoding, errors, fileno, isatty, ...: the original's
+        return getattr(self._original, name)
 
 
 def _writes_to_fd2(stream):
