@@ -144,7 +144,8 @@ def _decode(data, path, encoding):
     try:
         text = data.decode(codec)
     except UnicodeDecodeError as error:
-        line_number = data.count(b"\n", 0, error.start) + 1
+        before = data[: error.start].replace(b"\r\n", b"\n")
+        line_number = before.count(b"\n") + before.count(b"\r") + 1  # LF, CRLF or CR ends
         raise DataError.bad_encoding(path, encoding, error, line_number, data=data) from None
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if codec.startswith(("utf", "utf_")):  # a NEL written as NEL (UTF-8: C2 85), not byte 0x85

@@ -197,6 +197,8 @@ def test_cp1252_file_suggests_the_encoding_option_and_iconv(write):
     message = str(error.value)
     assert "--encoding cp1252" in message and "iconv -f cp1252 -t utf-8" in message
     assert readers.read_labelled_sentences(path, encoding="cp1252")[0] == ("a \u201cgreat\u201d film\u2026", 1)
+    with pytest.raises(DataError, match=r"mac\.txt, line 3: "):  # CR line ends count as lines
+        readers.read_labelled_sentences(write("mac.txt", b"1 a\r0 b\r1 \x93c\x94\r"))
     latin = write("latin.txt", "1 caf\xe9\n", encoding="latin-1")
     with pytest.raises(DataError, match="--encoding latin-1"):
         readers.read_labelled_sentences(latin)
