@@ -19,13 +19,15 @@
 import argparse
 import json
 import math
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from seqapps.cli import add_data_file_arguments, add_verbose_argument
 
-DATA_HELP = ("bundled corpus (ptb: word level; tinyshakespeare: char level, last 10%% held out), a folder "
-             "of x.train.txt / x.valid.txt / x.test.txt files (word level), or one text file (char level)")
+DATA_HELP = ("bundled corpus (ptb: word level; tinyshakespeare: char level, the last 10%% is validation, "
+             "no test split), a folder of x.train.txt / x.valid.txt / x.test.txt files (word level), or "
+             "one text file (char level: first 90%% train, next 5%% validation, last 5%% test)")
+MAX_INPUT_HELP = ("read at most this many tokens of each text (the first of a scored sentence, the last of "
+                  "a prompt; a warning says so) for in-memory runs; an export has its own (default 1000)")
 
 
 def _level_default(name):
@@ -45,6 +47,7 @@ def add_data_arguments(parser, default=None, *, level=True):
     parser.add_argument("--data", default=default, help=DATA_HELP + (f" (default {default})" if default else " (default: the run's)"))
     if level:  # a trained run's level is fixed by its vocabulary
         parser.add_argument("--level", choices=["word", "char"], help="tokens are words or characters (default: by --data)")
+    add_data_file_arguments(parser)
 
 
 def add_model_arguments(parser):
@@ -84,6 +87,7 @@ def add_source_arguments(parser):
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m apps.lm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_verbose_argument(parser)
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     p = verbs.add_parser("train", help="train an RNN (or fit an n-gram) language model; resumes a run")
@@ -106,33 +110,45 @@ def build_parser():
 
     p = verbs.add_parser("generate", help="continue prompts: greedy, or sampled at a temperature with top-k / nucleus")
     add_source_arguments(p)
-    p.add_argument("prompts", nargs="*", default=[""], help="prompts to continue (default: one empty prompt)")
-    p.add_argument("--max-tokens", type=int, default=100, help="tokens to generate per prompt (default 100; capped by --max-tokens-cap)")
-    p.add_argument("--temperature", type=float, default=1.0, help="T: sample from softmax(logits / T), alpha = 1/T; 0 = greedy (default 1)")
+    p.add_argument("prompts", nargs="*", default=[""], help="prompts to continue (default: one empty prompt); invalid UTF-8 bytes read as U+FFFD")
+    p.add_argument("--max-tokens", type=int, default=100,
+                   help="tokens to generate per prompt, >= 0 (default 100; above --max-tokens-cap, or an export's cap, "
+                        "the cap, with a message; 0 = empty text; negative = an error)")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="T: sample from softmax(logits / T), alpha = 1/T; 0 = greedy; above 10000 = 10000 (uniform "
+                        "in practice); negative, NaN or inf = an error (default 1)")
     p.add_argument("--greedy", action="store_true", help="same as --temperature 0")
-    p.add_argument("--top-k", type=int, default=0, help="sample among the k most likely tokens only (default 0 = off)")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: the most likely tokens up to this probability (default 1 = off)")
+    p.add_argument("--top-k", type=int, default=0, help="sample among the k most likely tokens only (default 0 = off; negative = an error)")
+    p.add_argument("--top-p", type=float, default=1.0,
+                   help="nucleus sampling: the most likely tokens up to this probability, in (0, 1] (default 1 = off; "
+                        "0, negative, above 1 or NaN = an error)")
     p.add_argument("--seed", type=int, help="sampling seed; the same seed gives the same text (default: random, printed)")
     p.add_argument("--max-tokens-cap", type=int, default=1000, help="upper bound on --max-tokens for in-memory runs (default 1000)")
+    p.add_argument("--max-input-tokens", type=int, default=1000, help=MAX_INPUT_HELP)
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = verbs.add_parser("complete", help="sentence completion: the most likely next tokens, step by step")
     add_source_arguments(p)
     p.add_argument("prompt", help="the incomplete sentence")
-    p.add_argument("--steps", type=int, default=5, help="tokens to add (default 5)")
-    p.add_argument("--top-k", type=int, default=5, help="candidates shown per step (default 5)")
+    p.add_argument("--steps", type=int, default=5, help="tokens to add, >= 0 (default 5)")
+    p.add_argument("--top-k", type=int, default=5, help="candidates shown per step, >= 1 (default 5)")
+    p.add_argument("--max-input-tokens", type=int, default=1000, help=MAX_INPUT_HELP)
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = verbs.add_parser("score", help="log-probability, per-token log-probs and perplexity of sentences, ranked")
     add_source_arguments(p)
-    p.add_argument("sentences", nargs="+", help="sentences (hypotheses) to score and rank")
+    p.add_argument("sentences", nargs="+", help="sentences (hypotheses) to score and rank; invalid UTF-8 bytes read as U+FFFD")
     p.add_argument("--per-token", action="store_true", help="also print each token's log-probability")
+    p.add_argument("--max-input-tokens", type=int, default=1000, help=MAX_INPUT_HELP)
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = verbs.add_parser("export", help="write a SavedModel with generate / score / next_tokens signatures")
     p.add_argument("--run-dir", required=True, help="the trained run folder")
     p.add_argument("--out", required=True, help="export folder; versions are numbered folders inside")
     p.add_argument("--max-tokens-cap", type=int, default=1000, help="the most tokens one generate call returns (default 1000)")
+    p.add_argument("--max-input-tokens", type=int, default=1000,
+                   help="the most tokens of a text the signatures read: score the first, generate/next_tokens the "
+                        "last of the prompt, with `truncated` true (default 1000)")
     p.add_argument("--top-k", type=int, default=0, help="top-k of the plain generate signature (default 0 = off)")
     p.add_argument("--top-p", type=float, default=1.0, help="top-p of the plain generate signature (default 1 = off)")
 
@@ -178,6 +194,8 @@ def build_parser():
     p.add_argument("--out", help="folder for vectors.tsv, metadata.tsv and the projector checkpoint (default: <run-dir>/projector)")
     p.add_argument("--words", nargs="*", default=[], help="print the nearest neighbours of these tokens")
     p.add_argument("--k", type=int, default=10, help="neighbours per word (default 10)")
+    for sub in verbs.choices.values():  # `--verbose` before or after the verb
+        add_verbose_argument(sub)
     return parser
 
 
@@ -186,18 +204,31 @@ def _print_json(value):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    """Runs one command; returns its exit status: 0, `seqapps.cli.DATA_ERROR_STATUS` for an
+    expected failure (bad data or options, one `error:` line), INTERRUPTED_STATUS for Ctrl-C
+    (argparse's usage errors exit with 2). TensorFlow starts quietly after parsing
+    (`--verbose` or SEQAPPS_VERBOSE=1 shows its start-up lines)."""
+    from seqapps.cli import CommandFailed, run_verb
+
+    parser = build_parser()
+    parser.set_defaults(run=_run)
+    try:
+        run_verb(parser, argv)
+    except CommandFailed as failed:
+        return failed.code
+    return 0
+
+
+def _run(args):
+    import tensorflow as tf
+
     from apps.lm import commands
 
     try:
         return _dispatch(args, commands)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: run the same command again to resume from the last finished epoch",
-              file=sys.stderr)
-        return 130
+    except tf.errors.InvalidArgumentError as error:  # a graph's argument check: its own line only
+        lines = [line for line in error.message.splitlines() if "assertion failed" in line]
+        raise ValueError(lines[0].strip() if lines else error.message.splitlines()[0]) from None
 
 
 def _dispatch(args, commands):
@@ -213,16 +244,17 @@ def _dispatch(args, commands):
             seed=args.seed, eval_batch_size=args.eval_batch_size, max_minutes=args.max_minutes,
             steps_per_epoch=args.steps_per_epoch, strategy=args.strategy, mixed_precision=args.mixed_precision,
             jit=args.jit, overwrite=args.overwrite, quiet=args.quiet, tensorboard=not args.no_tensorboard,
-            include_validation=args.include_validation,
+            include_validation=args.include_validation, encoding=args.encoding,
         )
         _print_json({k: metrics[k] for k in ("validation", "test") if k in metrics})
     elif verb == "evaluate":
-        _print_json(commands.evaluate(args.run_dir, data=args.data, splits=args.split, batch_size=args.batch_size))
+        _print_json(commands.evaluate(args.run_dir, data=args.data, splits=args.split, batch_size=args.batch_size,
+                                      encoding=args.encoding))
     elif verb == "generate":
         results = commands.generate(
             args.prompts, run_dir=args.run_dir, export_dir=args.export_dir, max_tokens=args.max_tokens,
             temperature=0.0 if args.greedy else args.temperature, top_k=args.top_k, top_p=args.top_p,
-            seed=args.seed, max_tokens_cap=args.max_tokens_cap,
+            seed=args.seed, max_tokens_cap=args.max_tokens_cap, max_input_tokens=args.max_input_tokens,
         )
         if args.json:
             _print_json(results)
@@ -231,25 +263,29 @@ def _dispatch(args, commands):
             print(r["full_text"])
             print(f"-- {r['num_tokens']} tokens, seed {r['seed']}{note}")
     elif verb == "complete":
-        steps = commands.complete(args.prompt, run_dir=args.run_dir, export_dir=args.export_dir, steps=args.steps, k=args.top_k)
+        steps = commands.complete(args.prompt, run_dir=args.run_dir, export_dir=args.export_dir, steps=args.steps, k=args.top_k,
+                                  max_input_tokens=args.max_input_tokens)
         if args.json:
             return _print_json(steps)
         for i, s in enumerate(steps, 1):
             shown = ", ".join(f"{t!r} {p:.3f}" for t, p in s["candidates"])
             print(f"step {i}: {shown}")
-        print(f"=> {steps[-1]['text'] if steps else args.prompt}")
+        print(f"=> {steps[-1]['text'] if steps else commands._text(commands.as_bytes(args.prompt)[0])}")
     elif verb == "score":
-        results = commands.score(args.sentences, run_dir=args.run_dir, export_dir=args.export_dir)
+        results = commands.score(args.sentences, run_dir=args.run_dir, export_dir=args.export_dir,
+                                 max_input_tokens=args.max_input_tokens)
         if args.json:
             return _print_json(results)
         print(f"{'rank':>4}  {'log p':>10}  {'log2 p':>9}  {'ppl':>9}  {'tokens':>6}  sentence")
         for rank, r in enumerate(results, 1):
             note = f"  ({r['num_unknown']} unknown)" if r["num_unknown"] else ""
+            note += "  (truncated)" if r.get("truncated") else ""
             print(f"{rank:>4}  {r['log_prob']:>10.3f}  {r['log_prob'] / math.log(2):>9.2f}  {r['perplexity']:>9.2f}  {r['num_tokens']:>6}  {r['sentence']}{note}")
             if args.per_token:
                 print("      " + "  ".join(f"{t!r}:{lp:.2f}" for t, lp in zip(r["tokens"], r["token_log_probs"])))
     elif verb == "export":
-        path = commands.export(args.run_dir, args.out, max_tokens_cap=args.max_tokens_cap, top_k=args.top_k, top_p=args.top_p)
+        path = commands.export(args.run_dir, args.out, max_tokens_cap=args.max_tokens_cap,
+                               max_input_tokens=args.max_input_tokens, top_k=args.top_k, top_p=args.top_p)
         print(path)
     elif verb == "tune":
         from apps.lm import tuning

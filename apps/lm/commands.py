@@ -22,7 +22,9 @@ from apps.lm.corpus import Codec, load_corpus
 from apps.lm.evaluation import RecurrentLM, evaluate_stream
 from apps.lm.ngram import FILE as NGRAM_FILE
 from apps.lm.ngram import KneserNey
-from apps.lm.serving import DEFAULT_MAX_TOKENS_CAP, LanguageModelServer, NgramServer
+from apps.lm.corpus import no_test_message
+from apps.lm.serving import DEFAULT_MAX_INPUT_TOKENS, DEFAULT_MAX_TOKENS_CAP, MAX_TEMPERATURE, OUTPUTS
+from apps.lm.serving import LanguageModelServer, NgramServer, check_server_options
 from seqapps import training
 from seqapps.data import bptt_windows
 
@@ -138,19 +140,23 @@ def train(run_dir, data=None, *, level=None, model=None, order=None, cell=None, 
           optimizer=None, learning_rate=None, clipnorm=None, lr_decay=None, lr_decay_min_delta=None, patience=3,
           min_count=None, max_vocab=None, seed=None, eval_batch_size=1, max_minutes=None, steps_per_epoch=None,
           strategy="default", mixed_precision=False, jit=False, overwrite=False, quiet=False,
-          tensorboard=True, callbacks=(), include_validation=False):
+          tensorboard=True, callbacks=(), include_validation=False, encoding=None):
     """Trains an RNN (or fits an n-gram) language model in `run_dir`; resumes a run there.
 
     `lr_decay_min_delta`: a validation-loss gain (nats) below this counts as a plateau for
     `lr_decay`; stored in the config only when set, so earlier runs resume unchanged.
     `include_validation`: a final fit on the training stream followed by the validation
     stream, for exactly `epochs` epochs (no early stopping, no learning-rate decay: nothing is
-    left to validate on). Returns the metrics dict (exact validation/test perplexity, bpc at
-    char level; only test after a final fit)."""
+    left to validate on). `encoding`: of the data files (default UTF-8; stored in the config
+    when given). The data is read, and cut into windows, before the run folder is prepared:
+    a command that fails on its data writes nothing, so the corrected one is not refused.
+    Returns the metrics dict (exact validation/test perplexity, bpc at char level; only
+    test after a final fit; no test for a corpus without a test split of its own)."""
     options = dict(data=data, level=level, model=model, order=order, cell=cell, units=units, layers=layers,
                    embedding_dim=embedding_dim, dropout=dropout, tie_weights=tie_weights, bptt=bptt,
                    batch_size=batch_size, epochs=epochs, optimizer=optimizer, learning_rate=learning_rate,
-                   clipnorm=clipnorm, lr_decay=lr_decay, lr_decay_min_delta=lr_decay_min_delta, min_count=min_count, max_vocab=max_vocab, seed=seed)
+                   clipnorm=clipnorm, lr_decay=lr_decay, lr_decay_min_delta=lr_decay_min_delta, min_count=min_count,
+                   max_vocab=max_vocab, seed=seed, encoding=encoding)
     previous = pathlib.Path(run_dir) / training.CONFIG
     if previous.exists() and not overwrite:  # resuming: options not given are the run's own
         options = {**json.loads(previous.read_text()), **{k: v for k, v in options.items() if v is not None}}
@@ -159,10 +165,12 @@ def train(run_dir, data=None, *, level=None, model=None, order=None, cell=None, 
         options["data"] = "tinyshakespeare" if options.get("level") == "char" else "ptb"
     training.set_seed(options["seed"])
     corpus = load_corpus(options["data"], level=options.get("level"), min_count=options["min_count"],
-                         max_vocab=options.get("max_vocab"))
+                         max_vocab=options.get("max_vocab"), encoding=options.get("encoding"))
     codec = corpus.codec
     common = {k: options.get(k) for k in ("model", "min_count", "max_vocab", "seed")}
     common["data"] = str(options["data"])
+    if options.get("encoding"):  # only when given: earlier runs resume unchanged
+        common["encoding"] = options["encoding"]
     model = options["model"]
     if model == "ngram":
         config = dict(common, level=codec.level, vocab_size=codec.vocab_size, order=int(options["order"]))
@@ -174,15 +182,27 @@ def train(run_dir, data=None, *, level=None, model=None, order=None, cell=None, 
     else:
         raise ValueError(f"model must be 'rnn' or 'ngram'; got {model!r}")
     if include_validation:
-        training.refuse_final_fit_without_test(corpus.name, corpus.validation, corpus.test)
+        if not corpus.has_test:
+            raise ValueError(f"--include-validation: {no_test_message(corpus.name)}, so training on "
+                             "validation would leave nothing held out")
         config["include_validation"] = True
-    run_dir = training.prepare_run_dir(run_dir, config, overwrite=overwrite, ignore=("epochs",))
-    codec.save(run_dir)
-    log(f"{corpus.name} ({codec.level} level): {len(corpus.train):,} / {len(corpus.validation):,} / "
-        f"{len(corpus.test):,} tokens, vocabulary {codec.vocab_size:,}")
 
     fit_stream = np.concatenate([corpus.train, corpus.validation]) if include_validation else corpus.train
-    evaluated = ("test",) if include_validation else ("validation", "test")
+    evaluated = ("test",) if include_validation else ("validation", "test") if corpus.has_test else ("validation",)
+    if model == "rnn":  # everything that can fail on the data or the options, before the run folder
+        if strategy == "multiworker":  # refused before the strategy would claim the cluster
+            raise ValueError("stateful truncated BPTT carries one state per stream; train on one replica "
+                             "(--strategy default)")
+        train_ds = windows(fit_stream, config, drop_remainder=True)
+        val_ds = None if include_validation else windows(corpus.validation, config, drop_remainder=False)
+    run_dir = training.prepare_run_dir(run_dir, config, overwrite=overwrite, ignore=("epochs",))
+    codec.save(run_dir)
+    test_size = f"{len(corpus.test):,}" if corpus.has_test else "no"
+    log(f"{corpus.name} ({codec.level} level): {len(corpus.train):,} / {len(corpus.validation):,} / "
+        f"{test_size} tokens, vocabulary {codec.vocab_size:,}")
+    if not corpus.has_test:
+        log(f"note: {no_test_message(corpus.name)}; no test figure is reported")
+
     if model == "ngram":
         start = time.perf_counter()
         lm = KneserNey(config["order"], codec.vocab_size).fit(fit_stream)
@@ -193,9 +213,6 @@ def train(run_dir, data=None, *, level=None, model=None, order=None, cell=None, 
         metrics["train_seconds"] = seconds
         return training.write_metrics(run_dir, metrics)
 
-    if strategy == "multiworker":  # refused before the strategy would claim the cluster
-        raise ValueError("stateful truncated BPTT carries one state per stream; train on one replica "
-                         "(--strategy default)")
     strategy_obj = training.distribution_strategy(strategy)
     if strategy_obj.num_replicas_in_sync > 1:
         raise ValueError("stateful truncated BPTT carries one state per stream; train on one replica "
@@ -203,8 +220,6 @@ def train(run_dir, data=None, *, level=None, model=None, order=None, cell=None, 
     training.configure_precision(mixed_precision)
     with strategy_obj.scope():
         net = build_training_model(config, jit)
-    train_ds = windows(fit_stream, config, drop_remainder=True)
-    val_ds = None if include_validation else windows(corpus.validation, config, drop_remainder=False)
     if steps_per_epoch:
         train_ds = train_ds.take(steps_per_epoch)
     logs_cb = LanguageModelLogs(codec.level, config["batch_size"] * config["bptt"])
@@ -219,8 +234,9 @@ def train(run_dir, data=None, *, level=None, model=None, order=None, cell=None, 
     if done:
         log(f"resuming {run_dir}: {done} epoch(s) recorded")
     start = time.perf_counter()
-    net.fit(train_ds, validation_data=val_ds, epochs=config["epochs"],
-            callbacks=[ResetStates(), logs_cb, *standard, *extra, *callbacks], verbose=0 if quiet else 1)
+    net.fit(train_ds, validation_data=val_ds, epochs=config["epochs"], shuffle=False,  # windows in order: BPTT
+            callbacks=[ResetStates(), logs_cb, *standard, *extra, *callbacks],
+            verbose=training.progress_verbosity(quiet))
     seconds = time.perf_counter() - start
     training.plot_learning_curves(run_dir)
     training.configure_precision(False)  # evaluate in float32, as `evaluate` does: exact perplexity
@@ -272,10 +288,18 @@ def load_run(run_dir, *, batch_size=1):
     return config, codec, load_recurrent_lm(run_dir, config, batch_size=batch_size)
 
 
-def evaluate(run_dir, *, data=None, splits=("validation", "test"), batch_size=1):
-    """Exact perplexity (and bpc) of a trained run on the given splits of its (or other) data."""
+def evaluate(run_dir, *, data=None, splits=("validation", "test"), batch_size=1, encoding=None):
+    """Exact perplexity (and bpc) of a trained run on the given splits of its (or other) data.
+
+    A corpus without a test split of its own reports no test figure (a line says so)."""
     config, codec, lm = load_run(run_dir, batch_size=batch_size)
-    corpus = load_corpus(data or config["data"], level=codec.level, codec=codec)
+    corpus = load_corpus(data or config["data"], level=codec.level, codec=codec,
+                         encoding=encoding or (config.get("encoding") if data is None else None))
+    if "test" in splits and not corpus.has_test:
+        if list(splits) == ["test"]:
+            raise ValueError(no_test_message(corpus.name))
+        log(f"note: {no_test_message(corpus.name)}; no test figure is reported")
+        splits = [s for s in splits if s != "test"]
     metrics = _evaluate_splits(lm, corpus, splits)
     if data is None or data == config["data"]:  # other data's numbers don't belong to the run
         training.write_metrics(run_dir, metrics, key="evaluate")
@@ -286,7 +310,9 @@ def evaluate(run_dir, *, data=None, splits=("validation", "test"), batch_size=1)
 
 
 def server_for(run_dir=None, export_dir=None, **server_options):
-    """An object with .generate_filtered / .score / .next_tokens for a run or an export."""
+    """An object with .generate_filtered / .score / .next_tokens for a run or an export.
+
+    `server_options` (max_tokens_cap, max_input_tokens) apply to a run; an export has its own."""
     if export_dir is not None:
         return ExportedServer(export_dir)
     config, codec, lm = load_run(run_dir)
@@ -305,30 +331,46 @@ class ExportedServer:
         self.loaded = tf.saved_model.load(str(self.path))
         self.metadata = json.loads((self.path / "metadata.json").read_text())
         self.max_tokens_cap = self.metadata.get("max_tokens_cap", DEFAULT_MAX_TOKENS_CAP)
+        self.max_input_tokens = self.metadata.get("max_input_tokens")  # None: an export before the cap
 
     def generate_filtered(self, prompt, max_tokens, temperature, seed, top_k, top_p):
         fn = self.loaded.signatures["generate_filtered"]
-        return fn(prompt=tf.constant(prompt), max_tokens=tf.constant(max_tokens, tf.int32),
+        return fn(prompt=tf.constant(prompt, tf.string), max_tokens=tf.constant(max_tokens, tf.int32),
                   temperature=tf.constant(temperature, tf.float32), seed=tf.constant(seed, tf.int64),
                   top_k=tf.constant(top_k, tf.int32), top_p=tf.constant(top_p, tf.float32))
 
     def score(self, sentences):
-        return self.loaded.signatures["score"](sentences=tf.constant(sentences))
+        return self.loaded.signatures["score"](sentences=tf.constant(sentences, tf.string))
 
     def next_tokens(self, prompt, k):
-        return self.loaded.signatures["next_tokens"](prompt=tf.constant(prompt), k=tf.constant(k, tf.int32))
+        return self.loaded.signatures["next_tokens"](prompt=tf.constant(prompt, tf.string), k=tf.constant(k, tf.int32))
 
 
 def _text(value):
     return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
 
 
+def as_bytes(texts):
+    """Texts as UTF-8 bytes, passed on untouched: a command-line argument that is not UTF-8
+    arrives as a str with surrogate escapes (Python's file-system decoding), which go back
+    to the original bytes here; the graph replaces invalid UTF-8 with U+FFFD."""
+    texts = [texts] if isinstance(texts, (str, bytes)) else list(texts)
+    return [t if isinstance(t, bytes) else str(t).encode("utf-8", "surrogateescape") for t in texts]
+
+
 def _np(result):
     return {k: np.asarray(v) for k, v in result.items()}
 
 
+def _warn_truncated(out, what, which, cap):
+    for i in np.flatnonzero(np.asarray(out.get("truncated", []), bool)):
+        log(f"warning: {what} {i + 1}: longer than {cap:,} tokens; only its {which} {cap:,} were read "
+            "(raise the cap with --max-input-tokens)")
+
+
 def check_generation_options(max_tokens, temperature, top_k, top_p, cap):
-    """Clear errors / warnings for the CLI; the graph clips the same values silently."""
+    """Clear errors / a message for the CLI: the same rules the graph enforces (see
+    apps.lm.serving), checked before anything runs."""
     if max_tokens < 0:
         raise ValueError(f"max_tokens must be >= 0; got {max_tokens}")
     if max_tokens > cap:
@@ -339,45 +381,60 @@ def check_generation_options(max_tokens, temperature, top_k, top_p, cap):
         raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy); got {temperature}")
     if top_k < 0:
         raise ValueError(f"top_k must be >= 0 (0 = off); got {top_k}")
-    if not 0 < top_p <= 1:
+    if not 0 < top_p <= 1:  # NaN fails too
         raise ValueError(f"top_p must be in (0, 1] (1 = off); got {top_p}")
     return max_tokens
 
 
 def generate(prompts, *, run_dir=None, export_dir=None, max_tokens=100, temperature=1.0, top_k=0,
-             top_p=1.0, seed=None, max_tokens_cap=DEFAULT_MAX_TOKENS_CAP, server=None):
-    """Continues each prompt; temperature 0 is greedy. Returns [{prompt, text, tokens, ...}]."""
-    server = server or server_for(run_dir, export_dir, max_tokens_cap=max_tokens_cap)
+             top_p=1.0, seed=None, max_tokens_cap=DEFAULT_MAX_TOKENS_CAP, max_input_tokens=DEFAULT_MAX_INPUT_TOKENS,
+             server=None):
+    """Continues each prompt (str or bytes; invalid UTF-8 is replaced); temperature 0 is greedy.
+
+    Returns [{prompt, text, full_text, tokens, num_tokens, num_prompt_tokens, num_unknown,
+    truncated, seed}]; a prompt longer than the input cap is read from its last tokens."""
+    server = server or server_for(run_dir, export_dir, max_tokens_cap=max_tokens_cap, max_input_tokens=max_input_tokens)
     cap = getattr(server, "max_tokens_cap", max_tokens_cap)
     max_tokens = check_generation_options(max_tokens, temperature, top_k, top_p, cap)
     if seed is None:
         seed = int(np.random.default_rng().integers(2**31))
-    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    prompts = as_bytes(prompts)
     out = _np(server.generate_filtered(prompts, max_tokens, temperature, seed, top_k, top_p))
+    _warn_truncated(out, "prompt", "last", getattr(server, "max_input_tokens", None) or max_input_tokens)
     separator = _separator(server)
     results = []
-    for i, prompt in enumerate(prompts):
+    for i, raw in enumerate(prompts):
+        prompt = _text(raw)
         n, text = int(out["num_tokens"][i]), _text(out["text"][i])
         full = f"{prompt}{separator}{text}" if prompt and text else prompt or text
-        results.append({"prompt": prompt, "text": text, "full_text": full, "num_tokens": n,
-                        "tokens": [_text(t) for t in out["tokens"][i][:n]],
-                        "num_unknown": int(out["num_unknown"][i]), "seed": seed})
+        result = {"prompt": prompt, "text": text, "full_text": full, "num_tokens": n,
+                  "tokens": [_text(t) for t in out["tokens"][i][:n]],
+                  "num_unknown": int(out["num_unknown"][i]), "seed": seed}
+        if "truncated" in out:  # (an export made before the input cap has neither)
+            result.update(num_prompt_tokens=int(out["num_prompt_tokens"][i]), truncated=bool(out["truncated"][i]))
+        results.append(result)
     return results
 
 
-def complete(prompt, *, run_dir=None, export_dir=None, steps=5, k=5, server=None):
+def complete(prompt, *, run_dir=None, export_dir=None, steps=5, k=5, max_input_tokens=DEFAULT_MAX_INPUT_TOKENS,
+             server=None):
     """The seeds' sentence completion: at each step the k most likely next tokens, take the
     best, append it, repeat. Returns [{candidates: [(token, prob)], chosen}] per step."""
-    server = server or server_for(run_dir, export_dir)
-    steps = max(0, min(int(steps), getattr(server, "max_tokens_cap", DEFAULT_MAX_TOKENS_CAP)))
-    separator = _separator(server)
-    text, result = prompt, []
+    if k < 1:
+        raise ValueError(f"k (--top-k) must be >= 1; got {k}")
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0; got {steps}")
+    server = server or server_for(run_dir, export_dir, max_input_tokens=max_input_tokens)
+    steps = min(int(steps), getattr(server, "max_tokens_cap", DEFAULT_MAX_TOKENS_CAP))
+    separator = _separator(server).encode()
+    [text] = as_bytes(prompt)
+    result = []
     for _ in range(steps):
         out = _np(server.next_tokens([text], k))
         candidates = [(_text(t), float(np.exp(lp))) for t, lp in zip(out["tokens"][0], out["log_probs"][0])]
         chosen = candidates[0][0]
-        text = f"{text}{separator}{chosen}" if text else chosen
-        result.append({"candidates": candidates, "chosen": chosen, "text": text})
+        text = text + separator + chosen.encode() if text else chosen.encode()
+        result.append({"candidates": candidates, "chosen": chosen, "text": _text(text)})
     return result
 
 
@@ -387,41 +444,56 @@ def _separator(server):
     return server.codec.separator
 
 
-def score(sentences, *, run_dir=None, export_dir=None, server=None):
-    """Log-probability, per-token log-probs and perplexity of each sentence, best first."""
-    server = server or server_for(run_dir, export_dir)
-    sentences = [sentences] if isinstance(sentences, str) else list(sentences)
-    out = _np(server.score(sentences))
+def score(sentences, *, run_dir=None, export_dir=None, max_input_tokens=DEFAULT_MAX_INPUT_TOKENS, server=None):
+    """Log-probability, per-token log-probs and perplexity of each sentence (str or bytes),
+    best first. A sentence longer than the input cap is scored on its first tokens
+    (`truncated`), without the end token."""
+    server = server or server_for(run_dir, export_dir, max_input_tokens=max_input_tokens)
+    raw = as_bytes(sentences)
+    out = _np(server.score(raw))
+    _warn_truncated(out, "sentence", "first", getattr(server, "max_input_tokens", None) or max_input_tokens)
     results = []
-    for i, sentence in enumerate(sentences):
+    for i, sentence in enumerate(raw):
         n = int(out["num_tokens"][i])
-        results.append({"sentence": sentence, "log_prob": float(out["log_prob"][i]), "num_tokens": n,
-                        "perplexity": float(out["perplexity"][i]),
-                        "tokens": [_text(t) for t in out["tokens"][i][:n]],
-                        "token_log_probs": [float(x) for x in out["token_log_probs"][i][:n]],
-                        "num_unknown": int(out["num_unknown"][i])})
+        result = {"sentence": _text(sentence), "log_prob": float(out["log_prob"][i]), "num_tokens": n,
+                  "perplexity": float(out["perplexity"][i]),
+                  "tokens": [_text(t) for t in out["tokens"][i][:n]],
+                  "token_log_probs": [float(x) for x in out["token_log_probs"][i][:n]],
+                  "num_unknown": int(out["num_unknown"][i])}
+        if "truncated" in out:
+            result["truncated"] = bool(out["truncated"][i])
+        results.append(result)
     return sorted(results, key=lambda r: -r["log_prob"])
 
 
 # --- export -------------------------------------------------------------------------------
 
 
-def export(run_dir, out, *, max_tokens_cap=DEFAULT_MAX_TOKENS_CAP, top_k=0, top_p=1.0, version=None):
+def export(run_dir, out, *, max_tokens_cap=DEFAULT_MAX_TOKENS_CAP, max_input_tokens=DEFAULT_MAX_INPUT_TOKENS,
+           top_k=0, top_p=1.0, version=None):
     """Writes a SavedModel (generate, generate_filtered, score, next_tokens) to `out/<version>/`."""
     from seqapps.export import export_saved_model
 
+    check_server_options(max_tokens_cap, max_input_tokens, top_k, top_p)
     config, codec, lm = load_run(run_dir)
     if config["model"] != "rnn":
         raise ValueError("only RNN runs export as SavedModels; the n-gram answers in Python (generate/score)")
-    server = LanguageModelServer(lm.model, config, codec, max_tokens_cap=max_tokens_cap, top_k=top_k, top_p=top_p)
+    server = LanguageModelServer(lm.model, config, codec, max_tokens_cap=max_tokens_cap,
+                                 max_input_tokens=max_input_tokens, top_k=top_k, top_p=top_p)
     metrics_path = pathlib.Path(run_dir) / training.METRICS
     metadata = {
         "app": "lm", "level": codec.level, "data": config["data"], "vocab_size": codec.vocab_size,
         "boundary_token": codec.vocabulary[codec.boundary_id], "unknown_token": codec.vocabulary[codec.unk_id],
-        "max_tokens_cap": max_tokens_cap, "default_top_k": top_k, "default_top_p": top_p,
+        "max_tokens_cap": max_tokens_cap, "max_input_tokens": max_input_tokens,
+        "default_top_k": top_k, "default_top_p": top_p,
         "config": config, "metrics": json.loads(metrics_path.read_text()) if metrics_path.exists() else {},
         "usage": "generate(prompt, max_tokens, temperature, seed) -> text; score(sentences) -> log_prob "
-                 "(natural log, boundary token before, <eos> after at word level); next_tokens(prompt, k)",
+                 "(natural log, boundary token before, <eos> after at word level); next_tokens(prompt, k). "
+                 f"At most max_input_tokens ({max_input_tokens}) tokens of a text are read: score the first, "
+                 "generate/next_tokens the last of the prompt; `truncated` says so. temperature: 0 greedy, "
+                 f"capped at {MAX_TEMPERATURE:g}; max_tokens capped at max_tokens_cap; negative or NaN "
+                 "arguments (and top_p outside (0, 1], k < 1) are refused with InvalidArgumentError",
+        "outputs": OUTPUTS,
     }
     path = export_saved_model(out, server.endpoints(), track=[lm.model, server.table], metadata=metadata, version=version)
     log(f"exported to {path}")

@@ -107,22 +107,47 @@ class EncodedCorpus:
     codec: Codec
     train: np.ndarray
     validation: np.ndarray
-    test: np.ndarray
+    test: object  # np.ndarray, or None: the corpus has no test split of its own
     name: str
 
+    @property
+    def has_test(self):
+        return self.test is not None
+
     def split(self, name):
+        if name == "test" and self.test is None:
+            raise ValueError(no_test_message(self.name))
         return {"train": self.train, "validation": self.validation, "valid": self.validation, "test": self.test}[name]
 
 
-def load_corpus(data="ptb", *, level=None, min_count=1, max_vocab=None, codec=None, validation_fraction=0.1):
-    """Loads a corpus (bundled name or path) and encodes its three splits.
+# How much of a corpus without split files is held out (see load_corpus).
+BUNDLED_ONE_FILE = {"tinyshakespeare"}
+HELD_OUT = {"validation_fraction": 0.05, "test_fraction": 0.05}
 
+
+def no_test_message(name):
+    if str(name).lower() in BUNDLED_ONE_FILE:
+        return (f"{name} has no test split: its held-out last 10 % is the validation split (nanoGPT's cut, "
+                "so its figure compares with nanoGPT's), which also chooses the best epoch")
+    return f"{name} has no test split of its own (no test file): its validation split chooses the best epoch"
+
+
+def load_corpus(data="ptb", *, level=None, min_count=1, max_vocab=None, codec=None, encoding=None):
+    """Loads a corpus (bundled name or path) and encodes its splits.
+
+    Split files are used as they are. One text file (or a folder with only a training file)
+    is cut into train (first 90 %), validation (next 5 %) and test (last 5 %), so the test
+    figure is not the one that chose the model. The bundled tiny-shakespeare keeps
+    nanoGPT's 90/10 cut and has no test split; nor has a folder without a test file:
+    `test` is then None (`has_test` False) and the reports say so.
     A given `codec` (a trained run's) is used as is; otherwise one is built from train.
     """
-    raw = load_language_model(data, level=level, validation_fraction=validation_fraction)
+    held_out = {} if str(data).lower() in BUNDLED_ONE_FILE else HELD_OUT
+    raw = load_language_model(data, level=level, encoding=encoding or "utf-8", **held_out)
     if codec is None:
         codec = build_codec(raw.train, raw.level, min_count=min_count, max_vocab=max_vocab)
     elif codec.level != raw.level:
         raise ValueError(f"the run is {codec.level} level but --data {data} loads as {raw.level} level; pass --level {codec.level}")
-    return EncodedCorpus(codec, codec.encode(raw.train), codec.encode(raw.validation), codec.encode(raw.test), raw.name)
+    test = None if raw.test is raw.validation else codec.encode(raw.test)  # the same list: nothing else held out
+    return EncodedCorpus(codec, codec.encode(raw.train), codec.encode(raw.validation), test, raw.name)
 

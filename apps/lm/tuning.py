@@ -41,15 +41,15 @@ class LanguageModelHyperModel(tuning.AppHyperModel):
             train = train.take(self.steps_per_epoch)
         validation = commands.windows(self.corpus.validation, config, drop_remainder=False)
         kwargs["callbacks"] = [commands.ResetStates(), *kwargs.get("callbacks", [])]
-        return model.fit(train, validation_data=validation, **kwargs)
+        return model.fit(train, validation_data=validation, **{"shuffle": False, **kwargs})
 
 
 def tune(run_dir, data=None, *, level=None, tuner="random", max_trials=10, epochs=2, steps_per_epoch=None,
          objective="val_loss", direction="min", seed=0, overwrite=False, retrain=True, retrain_epochs=None,
-         quiet=False):
+         quiet=False, encoding=None):
     """Runs the search in `run_dir/search`, writes results.csv/json, retrains the best."""
     data = data or "ptb"
-    corpus = load_corpus(data, level=level)
+    corpus = load_corpus(data, level=level, encoding=encoding)
     base = dict(data=str(data), model="rnn", min_count=1, max_vocab=None, seed=seed, level=corpus.codec.level,
                 vocab_size=corpus.codec.vocab_size, tie_weights=False, lr_decay=1.0)
     hypermodel = LanguageModelHyperModel(corpus, base, steps_per_epoch)
@@ -57,7 +57,7 @@ def tune(run_dir, data=None, *, level=None, tuner="random", max_trials=10, epoch
     search_tuner = tuning.make_tuner(tuner, hypermodel, directory=run_dir, project_name="search",
                                      objective=objective, direction=direction, max_trials=max_trials,
                                      max_epochs=epochs, seed=seed, overwrite=overwrite)
-    table = tuning.search(search_tuner, epochs=epochs, verbose=0 if quiet else 2)
+    table = tuning.search(search_tuner, epochs=epochs, verbose=training.progress_verbosity(quiet))
     if os.environ.get("KERASTUNER_TUNER_ID", "chief") != "chief":
         return table, None  # a worker only runs trials; the chief reports
     tuning.write_results(run_dir, table)
@@ -66,17 +66,17 @@ def tune(run_dir, data=None, *, level=None, tuner="random", max_trials=10, epoch
         return table, None
     best = hypermodel.config_from(search_tuner.get_best_hyperparameters(1)[0])
     keys = ("cell", "units", "layers", "dropout", "bptt", "learning_rate", "optimizer", "clipnorm")
-    if training.same_split(corpus.validation, corpus.test):  # e.g. one text file cut 90/10
+    if not corpus.has_test:  # e.g. tiny-shakespeare, cut 90/10
         final = dict(epochs=retrain_epochs, lr_decay=0.5)
-        print(f"\nretraining the best configuration on train only ({corpus.name}'s test split is its "
-              f"validation split) in {run_dir / 'best'}")
+        print(f"\nretraining the best configuration on train only ({corpus.name} has no test split of "
+              f"its own) in {run_dir / 'best'}")
     else:
         epochs = retrain_epochs or tuning.best_epochs(search_tuner)
         final = dict(epochs=epochs, lr_decay=1.0, include_validation=True)  # nothing to decay on
         print(f"\nretraining the best configuration on train+validation for {epochs} epoch(s) "
               f"in {run_dir / 'best'}")
     metrics = commands.train(run_dir / "best", data, level=corpus.codec.level, tie_weights=False,
-                             quiet=quiet, seed=seed, **final, **{k: best[k] for k in keys})
+                             quiet=quiet, seed=seed, encoding=encoding, **final, **{k: best[k] for k in keys})
     commands.export(run_dir / "best", run_dir / "export")
     return table, metrics
 
@@ -88,4 +88,4 @@ def tune_from_args(args):
     return tune(args.run_dir, args.data, level=args.level, tuner=args.tuner, max_trials=args.max_trials,
                 epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, objective=args.objective,
                 direction=args.direction, seed=args.seed, overwrite=args.overwrite, retrain=not args.no_retrain,
-                retrain_epochs=args.retrain_epochs)
+                retrain_epochs=args.retrain_epochs, encoding=args.encoding)

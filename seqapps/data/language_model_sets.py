@@ -14,7 +14,7 @@ _LANGUAGE_MODEL_SETS = {"ptb", "tinyshakespeare"}
 
 
 def load_language_model(
-    name_or_path="ptb", *, level=None, encoding="utf-8", validation_fraction=0.1
+    name_or_path="ptb", *, level=None, encoding="utf-8", validation_fraction=0.1, test_fraction=0.0
 ):
     """Loads a corpus as token lists.
 
@@ -25,10 +25,15 @@ def load_language_model(
             text file (char level).
         level: "word" (whitespace tokens, "<eos>" after each line) or "char"
             (every character, newlines included); default as above.
-        validation_fraction: for a corpus without a validation file, the
-            last fraction of it is validation (nanoGPT's 90/10 cut); the test
-            split is then the validation split, as there is nothing else held
-            out.
+        validation_fraction: for a corpus without a validation file, this
+            fraction of it, before the test part, is validation (nanoGPT's
+            90/10 cut with the default).
+        test_fraction: for a corpus with neither a validation nor a test file,
+            the last fraction of it is a test split of its own (e.g. 0.05 with validation_fraction
+            0.05: train 90 %, validation 5 %, test 5 %). With 0 (the default)
+            the test split is the validation split, as nothing else is held
+            out: then there is no test figure apart from the one used for
+            model selection (`seqapps.training.same_split` tells).
 
     Returns:
         `LanguageModelData`. PTB train has 929,589 tokens.
@@ -38,16 +43,16 @@ def load_language_model(
         files = {
             s: bundled_path(f"ptb.{w}.txt") for s, w in zip(SPLITS, ("train", "valid", "test"))
         }
-        return _language_model_splits(files, level or "word", encoding, validation_fraction, key)
+        return _language_model_splits(files, level or "word", encoding, validation_fraction, test_fraction, key)
     if key == "tinyshakespeare":
         files = {"train": bundled_path("tinyshakespeare.txt")}
-        return _language_model_splits(files, level or "char", encoding, validation_fraction, key)
+        return _language_model_splits(files, level or "char", encoding, validation_fraction, test_fraction, key)
     path = Path(name_or_path)
     if path.is_dir():
         expected = "text files named like 'x.train.txt' / 'x.valid.txt' / 'x.test.txt'"
         files = find_split_files(path, expected)
         return _language_model_splits(
-            files, level or "word", encoding, validation_fraction, path.name
+            files, level or "word", encoding, validation_fraction, test_fraction, path.name
         )
     if not path.exists() and not path.with_name(path.name + ".gz").exists():
         raise DataError.missing(
@@ -57,11 +62,11 @@ def load_language_model(
         )
     files = {"train": path}
     return _language_model_splits(
-        files, level or "char", encoding, validation_fraction, _stem(path)
+        files, level or "char", encoding, validation_fraction, test_fraction, _stem(path)
     )
 
 
-def _language_model_splits(files, level, encoding, fraction, name):
+def _language_model_splits(files, level, encoding, fraction, test_fraction, name):
     if level not in ("word", "char"):
         raise ValueError(f"level must be 'word' or 'char'; got {level!r}.")
 
@@ -71,6 +76,13 @@ def _language_model_splits(files, level, encoding, fraction, name):
         return list(readers.read_text(path, encoding))
 
     splits = {split: tokens(path) for split, path in files.items()}
+    if not 0 <= test_fraction < 1:
+        raise ValueError(f"test_fraction must be in [0, 1); got {test_fraction}.")
+    if "test" not in splits and "validation" not in splits and test_fraction > 0:
+        corpus = splits["train"]
+        cut = int(len(corpus) * (1 - test_fraction))
+        splits["train"], splits["test"] = corpus[:cut], corpus[cut:]
+        fraction = fraction / (1 - test_fraction)  # of what is left: a fraction of the whole
     if "validation" not in splits:
         if not 0 < fraction < 1:
             raise ValueError(f"validation_fraction must be in (0, 1); got {fraction}.")

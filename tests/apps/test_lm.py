@@ -28,6 +28,7 @@ from apps.lm.evaluation import RecurrentLM, perplexity_report  # noqa: E402
 from apps.lm.ngram import KneserNey  # noqa: E402
 from seqapps.data import bptt_windows, stream_from_windows  # noqa: E402
 from seqapps import training  # noqa: E402
+from seqapps.cli import DATA_ERROR_STATUS, INTERRUPTED_STATUS  # noqa: E402
 
 VERSE = "to be, or not to be: that is the question.\n"
 QUIET = dict(tensorboard=False, quiet=True)
@@ -107,7 +108,7 @@ def test_stateful_state_carries_across_windows():
                                      learning_rate=1e-2, clipnorm=5.0)
     keras.utils.set_random_seed(0)
     net = commands.build_training_model(config)
-    net.fit(commands.windows(train_ids, config, drop_remainder=True), epochs=12,
+    net.fit(commands.windows(train_ids, config, drop_remainder=True), epochs=12, shuffle=False,
             callbacks=[commands.ResetStates()], verbose=0)
 
     # Windows of one block: every copy depends on the window before.
@@ -132,12 +133,12 @@ def test_reset_states_callback_zeroes_the_carried_state():
     config = commands.resolve_config("char", 9, units=4, layers=2, bptt=3, batch_size=2, dropout=0.0)
     net = commands.build_training_model(config)
     x = np.array([[2, 3, 4], [5, 6, 7]], np.int32)
-    first = net(x).numpy()
-    assert not np.allclose(net(x).numpy(), first)  # the state carried on
+    first = net([x]).numpy()
+    assert not np.allclose(net([x]).numpy(), first)  # the state carried on
     callback = commands.ResetStates()
     callback.set_model(net)
     callback.on_epoch_begin(0)
-    np.testing.assert_allclose(net(x).numpy(), first, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(net([x]).numpy(), first, rtol=1e-6, atol=1e-6)
 
 
 # --- exact perplexity -------------------------------------------------------------------
@@ -263,13 +264,27 @@ def test_scoring_ranks_a_grammatical_sentence_above_its_shuffle(word_corpus, tmp
 
 def test_bad_input_has_defined_bounded_answers(char_server):
     server = char_server
-    out = server.generate_filtered(tf.constant(["", "zz\u00e9\u4e2d", "to"]), tf.constant(1_000_000), tf.constant(float("nan")),
-                                   tf.constant(0, tf.int64), tf.constant(-3), tf.constant(7.0))
+    out = server.generate_filtered(tf.constant(["", "zz\u00e9\u4e2d", "to"]), tf.constant(1_000_000), tf.constant(0.0),
+                                   tf.constant(0, tf.int64), tf.constant(10**6), tf.constant(1.0))
     assert out["num_tokens"].numpy().tolist() == [server.max_tokens_cap] * 3  # capped
     assert out["num_unknown"].numpy().tolist() == [0, 4, 0]
-    for t in (-5.0, 0.0, 1e30, float("inf")):
+    for t in (0.0, 1e30):  # greedy; capped at MAX_TEMPERATURE
         out = server.generate(tf.constant(["to"]), tf.constant(20), tf.constant(t), tf.constant(1, tf.int64))
         assert out["num_tokens"].numpy()[0] == 20
+    # Out-of-range arguments are refused, naming the argument, never taken as greedy or "off".
+    seed = tf.constant(1, tf.int64)
+    for t in (-5.0, float("nan"), float("inf")):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="temperature must be a finite number >= 0"):
+            server.generate(tf.constant(["to"]), tf.constant(20), tf.constant(t), seed)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="max_tokens must be >= 0"):
+        server.generate(tf.constant(["to"]), tf.constant(-1), tf.constant(1.0), seed)
+    for top_k, top_p, name in ((-3, 0.5, "top_k"), (0, 0.0, "top_p"), (0, -0.1, "top_p"), (0, 1.5, "top_p"),
+                               (0, float("nan"), "top_p")):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=f"{name} must be"):
+            server.generate_filtered(tf.constant(["to"]), tf.constant(5), tf.constant(1.0), seed,
+                                     tf.constant(top_k), tf.constant(top_p))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="k must be >= 1"):
+        server.next_tokens(tf.constant(["to"]), tf.constant(0))
     none = server.generate(tf.constant(["to", ""]), tf.constant(0), tf.constant(1.0), tf.constant(1, tf.int64))
     assert none["text"].numpy().tolist() == [b"", b""]
     with pytest.raises(ValueError, match="temperature"):
@@ -298,10 +313,16 @@ _LOAD_WITHOUT_SEQAPPS = textwrap.dedent("""
     sig = loaded.signatures
     result = {"generate": [], "filtered": []}
     prompts = tf.constant(["to be", "", "zz"])
-    for t, seed in ((0.0, 0), (1.0, 7), (0.5, 11), (-1.0, 3)):
+    for t, seed in ((0.0, 0), (1.0, 7), (0.5, 11), (1e30, 3)):
         out = sig["generate"](prompt=prompts, max_tokens=tf.constant(30), temperature=tf.constant(t),
                               seed=tf.constant(seed, tf.int64))
         result["generate"].append([x.decode() for x in out["text"].numpy()])
+    try:
+        sig["generate"](prompt=prompts, max_tokens=tf.constant(30), temperature=tf.constant(-1.0),
+                        seed=tf.constant(3, tf.int64))
+        result["negative_temperature"] = "answered"
+    except tf.errors.InvalidArgumentError as error:
+        result["negative_temperature"] = error.message
     out = sig["generate_filtered"](prompt=prompts, max_tokens=tf.constant(30), temperature=tf.constant(1.0),
                                    seed=tf.constant(5, tf.int64), top_k=tf.constant(3), top_p=tf.constant(0.9))
     result["filtered"] = [x.decode() for x in out["text"].numpy()]
@@ -328,7 +349,8 @@ def test_export_answers_without_seqapps_and_equals_in_memory(char_run, char_serv
     exported = json.loads((tmp_path / "out.json").read_text())
 
     prompts = ["to be", "", "zz"]
-    for (t, seed), texts in zip(((0.0, 0), (1.0, 7), (0.5, 11), (-1.0, 3)), exported["generate"]):
+    assert "temperature must be a finite number >= 0" in exported["negative_temperature"]
+    for (t, seed), texts in zip(((0.0, 0), (1.0, 7), (0.5, 11), (1e30, 3)), exported["generate"]):
         out = char_server.generate(tf.constant(prompts), tf.constant(30), tf.constant(t), tf.constant(seed, tf.int64))
         assert [x.decode() for x in out["text"].numpy()] == texts
     out = char_server.generate_filtered(tf.constant(prompts), tf.constant(30), tf.constant(1.0), tf.constant(5, tf.int64),
@@ -391,13 +413,13 @@ def test_train_cli_runs_and_resumes_at_the_right_epoch(tmp_path, capsys):
     for name in ("best.keras", "config.json", "vocab.txt", "codec.json", "curves.png"):
         assert (run_dir / name).exists(), name
     # another configuration in the same folder is refused, with a message
-    assert main(args + ["--units", "32"]) == 2
+    assert main(args + ["--units", "32"]) == DATA_ERROR_STATUS
     assert "other settings" in capsys.readouterr().err
     # an earlier decay rule is a change too; unset, it is not written (older runs resume as they were)
     assert "lr_decay_min_delta" not in json.loads((run_dir / "config.json").read_text())
-    assert main(args + ["--lr-decay-min-delta", "0.01"]) == 2
+    assert main(args + ["--lr-decay-min-delta", "0.01"]) == DATA_ERROR_STATUS
     assert "lr_decay_min_delta: None -> 0.01" in capsys.readouterr().err
-    assert main(["generate", "--run-dir", str(run_dir), "ab", "--temperature", "-1"]) == 2
+    assert main(["generate", "--run-dir", str(run_dir), "ab", "--temperature", "-1"]) == DATA_ERROR_STATUS
     assert main(["score", "--run-dir", str(run_dir), "abcabd", "dbacba"]) == 0
     capsys.readouterr()
     assert main(["generate", "--run-dir", str(run_dir), "ab", "--max-tokens", "5", "--seed", "1", "--json"]) == 0
@@ -434,13 +456,16 @@ def test_tune_retrains_the_best_on_train_and_validation_and_exports(word_corpus,
 
 
 def test_final_fit_is_refused_when_the_test_split_is_the_validation_split(tmp_path, capsys):
-    text = tmp_path / "one_file.txt"  # one text file: cut 90/10, its test split is its validation
-    text.write_text("abcabd abcabd abcd\n" * 40)
-    args = ["train", "--run-dir", str(tmp_path / "run"), "--data", str(text), "--units", "8",
+    folder = tmp_path / "no_test"  # split files without a test file: validation is all that is held out
+    folder.mkdir()
+    (folder / "x.train.txt").write_text("a b c a b d\n" * 40)
+    (folder / "x.valid.txt").write_text("a b c\n" * 10)
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--data", str(folder), "--units", "8",
             "--layers", "1", "--bptt", "10", "--batch-size", "4", "--epochs", "1", "--quiet",
             "--no-tensorboard", "--include-validation"]
-    assert main(args) == 2
+    assert main(args) == DATA_ERROR_STATUS
     assert "no test split of its own" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("half", ["float16", "bfloat16"])
@@ -468,12 +493,72 @@ def test_each_level_defaults_to_its_bundled_corpus_and_ctrl_c_says_how_to_resume
     monkeypatch.setattr(commands, "load_corpus", load_corpus)
     for i, level in enumerate(["char", "word", None]):
         args = ["train", "--run-dir", str(tmp_path / f"run{i}"), "--quiet"] + (["--level", level] if level else [])
-        assert main(args) == 2
+        assert main(args) == DATA_ERROR_STATUS
     assert requested == [("tinyshakespeare", "char"), ("ptb", "word"), ("ptb", None)]
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(commands, "train", interrupted)
-    assert main(["train", "--run-dir", str(tmp_path / "run")]) == 130
+    assert main(["train", "--run-dir", str(tmp_path / "run")]) == INTERRUPTED_STATUS
     assert "run the same command again to resume" in capsys.readouterr().err
+
+
+def test_a_train_that_fails_on_its_data_writes_nothing_and_the_corrected_command_runs(tmp_path, capsys):
+    text = tmp_path / "short.txt"
+    text.write_text("abcabd abcd\n" * 5)  # 60 characters: 54 for training
+    run_dir = tmp_path / "run"
+    args = ["train", "--run-dir", str(run_dir), "--data", str(text), "--units", "8", "--layers", "1", "--epochs", "1",
+            "--quiet", "--no-tensorboard"]
+    assert main(args + ["--batch-size", "8", "--bptt", "20"]) == DATA_ERROR_STATUS  # 8 streams of 6 < 20 steps
+    assert "too short for batch_size=8 and window=20" in capsys.readouterr().err
+    assert not run_dir.exists()
+    assert main(args + ["--batch-size", "2", "--bptt", "5"]) == 0  # not refused as "other settings"
+    # A file in another encoding: refused with a hint, nothing written; read with --encoding,
+    # which the run remembers (evaluate reads the file the same way).
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("caf\u00e9 cr\u00e8me br\u00fbl\u00e9e\n".encode("latin-1") * 20)
+    other = tmp_path / "run_latin"
+    base = ["train", "--run-dir", str(other), "--data", str(latin), "--units", "8", "--layers", "1", "--epochs", "1",
+            "--batch-size", "2", "--bptt", "5", "--quiet", "--no-tensorboard"]
+    assert main(base) == DATA_ERROR_STATUS
+    assert "encoding" in capsys.readouterr().err
+    assert not other.exists()
+    assert main(base + ["--encoding", "latin-1"]) == 0
+    assert json.loads((other / "config.json").read_text())["encoding"] == "latin-1"
+    assert "\u00e9" in Codec.load(other).vocabulary
+    capsys.readouterr()
+    assert main(["evaluate", "--run-dir", str(other), "--split", "test"]) == 0
+    assert json.loads(capsys.readouterr().out)["test"]["tokens"] > 0
+
+
+def test_one_text_file_has_a_test_split_of_its_own_and_tinyshakespeare_says_it_has_none(tmp_path):
+    text = tmp_path / "book.txt"
+    text.write_text("".join(chr(ord("a") + i % 26) for i in range(2000)))
+    corpus = load_corpus(str(text))
+    assert (len(corpus.train), len(corpus.validation), len(corpus.test)) == (1800, 100, 100)
+    np.testing.assert_array_equal(np.concatenate([corpus.train, corpus.validation, corpus.test]),
+                                  corpus.codec.encode(list(text.read_text())))
+    shakespeare = load_corpus("tinyshakespeare")
+    assert not shakespeare.has_test and len(shakespeare.train) == int(1_115_394 * 0.9)
+    with pytest.raises(ValueError, match="no test split"):
+        shakespeare.split("test")
+
+
+def test_command_line_arguments_that_are_not_utf8_are_read_with_replacement(char_run):
+    """A real process given raw bytes (sys.argv then holds surrogate escapes): the answer,
+    not a traceback; TensorFlow's start-up lines and library warnings stay hidden."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "SEQAPPS_VERBOSE")}
+    ran = subprocess.run([sys.executable, "-m", "apps.lm", "score", "--run-dir", str(char_run), "--json",
+                          b"to be\xff", "to be"], capture_output=True, env=env,
+                         cwd=str(pathlib.Path(__file__).resolve().parents[2]), timeout=300)
+    assert ran.returncode == 0, ran.stderr.decode(errors="replace")
+    results = {r["sentence"]: r for r in json.loads(ran.stdout)}
+    assert set(results) == {"to be\ufffd", "to be"}
+    assert results["to be\ufffd"]["num_unknown"] == 1 and results["to be"]["num_unknown"] == 0
+    assert results["to be\ufffd"]["tokens"][:5] == results["to be"]["tokens"][:5]
+    stderr = ran.stderr.decode(errors="replace")
+    assert "cuInit" not in stderr and "oneDNN" not in stderr and "Warning" not in stderr, stderr
+    # the in-process path takes the same surrogate-escaped strings
+    [result] = commands.generate(["to be\udcff"], max_tokens=3, temperature=0, run_dir=char_run)
+    assert result["prompt"] == "to be\ufffd" and result["num_unknown"] == 1 and result["num_tokens"] == 3
