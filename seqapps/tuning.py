@@ -44,7 +44,10 @@ class AppHyperModel(kt.HyperModel):
         return self.build_from(self.config_from(hp))
 
     def fit(self, hp, model, *args, **kwargs):
-        # Hyperband injects `epochs` and `initial_epoch`; pass them through untouched.
+        # Hyperband injects `epochs` and `initial_epoch`; pass them through untouched. The apps
+        # hand over tf.data pipelines that shuffle themselves: Keras' default shuffle=True
+        # would only warn that it is ignored.
+        kwargs.setdefault("shuffle", False)
         return model.fit(*args, **kwargs)
 
 
