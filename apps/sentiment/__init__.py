@@ -13,8 +13,18 @@ DEFAULTS = dict(
     data="sst2", model="rnn", cell="lstm", units=64, layers=1, bidirectional=True,
     embedding_dim=128, dropout=0.6, pooling="max", max_vocab=None, min_count=2,
     max_length=400, fold=None, static_shapes=False, standardize="treebank",
+    embedding_dropout=0.0, rnn_dropout=0.0, recurrent_dropout=0.0, weight_decay=0.0,
+    label_smoothing=0.0, lr_decay=None, folds=10, encoding=None, ensemble=1,
 )
 BUCKETS = [8, 16, 24, 32, 48, 64]
+# `train`'s own defaults on the sentence sets (SST-2, SST-5, MR, files) ...
+TRAINING_DEFAULTS = dict(epochs=15, batch_size=50, learning_rate=5e-4, patience=4)
+# ... and what differs on the phrase sets (sst2-phrases, sst5-phrases, a treebank folder):
+# ten times more, shorter examples. Chosen by measurement (docs/benchmarks.md).
+PHRASE_DEFAULTS = dict(
+    dropout=0.5, embedding_dropout=0.1, batch_size=64, learning_rate=1e-3, epochs=6, patience=2,
+    lr_decay=0.5,
+)
 
 
 def run(argv=None):

@@ -20,25 +20,67 @@ from apps.sentiment import DEFAULTS  # light: no TensorFlow import
 # --- command line ------------------------------------------------------------------------
 
 
+def _default(key):
+    """`(default X; phrase sets Y)` for a help text."""
+    from apps.sentiment import PHRASE_DEFAULTS, TRAINING_DEFAULTS
+
+    value = {**DEFAULTS, **TRAINING_DEFAULTS}[key]
+    if key in PHRASE_DEFAULTS and PHRASE_DEFAULTS[key] != value:
+        return f"(default {value}; on the phrase sets {PHRASE_DEFAULTS[key]})"
+    return f"(default {value})"
+
+
 def add_model_arguments(p):
-    p.add_argument("--data", default=DEFAULTS["data"], help="sst2, sst5, mr (bundled) or a path to a labelled file/folder (default sst2)")
-    p.add_argument("--fold", type=int, default=None, help="test fold 0-9 for data without a test split (MR); default 0")
+    from seqapps.cli import add_data_file_arguments
+
+    p.add_argument("--data", default=DEFAULTS["data"],
+                   help="sst2, sst5, mr, sst2-phrases, sst5-phrases (bundled) or a path to a labelled "
+                        "file or folder: split files, a treebank folder (train.txt/dev.txt/test.txt, one "
+                        "tree a line) or a NAME.pos / NAME.neg pair (default sst2). The *-phrases sets "
+                        "train on every labelled phrase of the treebank's train trees (sst2: neutral "
+                        "dropped) and validate and test on the whole sentences")
+    p.add_argument("--fold", type=int, default=None, help="test fold 0..FOLDS-1 for data without a test split (MR, one file); default 0")
+    p.add_argument("--folds", type=int, default=None, help="cross-validation folds for data without a test split (default 10)")
+    add_data_file_arguments(p)  # --encoding, --skip-bad-lines
     p.add_argument("--model", default="rnn", choices=["rnn", "bow"], help="recurrent model or the bag-of-words baseline")
     p.add_argument("--cell", default=DEFAULTS["cell"], choices=["lstm", "gru", "simple"], help="recurrent cell (default lstm)")
-    p.add_argument("--units", type=int, default=DEFAULTS["units"], help=f"hidden units per direction (default {DEFAULTS['units']})")
-    p.add_argument("--layers", type=int, default=DEFAULTS["layers"], help="stacked recurrent layers (default 1)")
+    p.add_argument("--units", type=int, default=None, help=f"hidden units per direction {_default('units')}")
+    p.add_argument("--layers", type=int, default=None, help=f"stacked recurrent layers {_default('layers')}")
     p.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=True, help="read the sentence both ways (default on)")
-    p.add_argument("--embedding-dim", type=int, default=DEFAULTS["embedding_dim"], help=f"word vector size (default {DEFAULTS['embedding_dim']})")
-    p.add_argument("--dropout", type=float, default=DEFAULTS["dropout"], help=f"dropout on embeddings and features (default {DEFAULTS['dropout']})")
-    p.add_argument("--pooling", default=DEFAULTS["pooling"], choices=["last", "max", "mean", "attention"], help="how the sequence becomes one vector (default max)")
+    p.add_argument("--embedding-dim", type=int, default=None, help=f"word vector size {_default('embedding_dim')}")
+    p.add_argument("--dropout", type=float, default=None, help=f"dropout on embeddings and pooled features {_default('dropout')}")
+    p.add_argument("--embedding-dropout", type=float, default=None,
+                   help=f"drop whole word vectors with this probability (word dropout) {_default('embedding_dropout')}")
+    p.add_argument("--rnn-dropout", type=float, default=None,
+                   help=f"input dropout of every recurrent layer, one mask for all steps (between stacked layers too) {_default('rnn_dropout')}")
+    p.add_argument("--recurrent-dropout", type=float, default=None,
+                   help=f"dropout on the recurrent state (runs the slower step loop) {_default('recurrent_dropout')}")
+    p.add_argument("--weight-decay", type=float, default=None,
+                   help=f"decoupled weight decay (AdamW; biases exempt) {_default('weight_decay')}")
+    p.add_argument("--label-smoothing", type=float, default=None, help=f"label smoothing of the loss {_default('label_smoothing')}")
+    p.add_argument("--lr-decay", type=float, default=None,
+                   help=f"multiply the learning rate by this after an epoch without a better validation accuracy {_default('lr_decay')}")
+    p.add_argument("--ensemble", type=int, default=None,
+                   help=f"train this many models (seeds SEED, SEED+1, ...) and average their probabilities; "
+                        f"predict and export serve the average {_default('ensemble')}")
+    p.add_argument("--pooling", default=None, choices=["last", "max", "mean", "attention"], help=f"how the sequence becomes one vector {_default('pooling')}")
     p.add_argument("--max-vocab", type=int, default=None, help="keep the most frequent N tokens (default: all)")
     p.add_argument("--standardize", default=DEFAULTS["standardize"], choices=["treebank", "lower"],
                    help="how text becomes words: treebank splits punctuation and clitics off, as SST "
                         "is tokenized (\"doesn't.\" -> does n't .), so raw sentences find their words; "
                         "lower only lowercases and splits on spaces (default treebank)")
-    p.add_argument("--min-count", type=int, default=DEFAULTS["min_count"], help=f"training tokens seen fewer times become [UNK] (default {DEFAULTS['min_count']})")
+    p.add_argument("--min-count", type=int, default=None, help=f"training tokens seen fewer times become [UNK] {_default('min_count')}")
     p.add_argument("--max-length", type=int, default=400, help="truncate inputs to N tokens (default 400)")
     p.add_argument("--static-shapes", action="store_true", help="pad every batch to --max-length and drop partial training batches (TPU/XLA: no dynamic shapes)")
+
+
+def _data_dependent_training_defaults(p):
+    """--epochs, --batch-size, --learning-rate, --patience: None, filled in by the data."""
+    for action in p._actions:
+        key = action.dest
+        if key in ("epochs", "batch_size", "learning_rate", "patience"):
+            action.default = None
+            action.help = action.help.split(" (default")[0] + " " + _default(key)
 
 
 def parser():
@@ -52,7 +94,11 @@ def parser():
     p = verbs.add_parser("train", help="train a classifier into a run folder (resumable)")
     add_model_arguments(p)
     add_training_arguments(p, epochs=15, batch_size=50, learning_rate=5e-4, patience=4)
+    _data_dependent_training_defaults(p)
     add_final_fit_argument(p)
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop after the last epoch that fits in this many minutes of training "
+                        "(default: no limit); run the command again to continue")
     p.set_defaults(run=_run("train"))
 
     p = verbs.add_parser("evaluate", help="accuracy, macro-F1 and confusion matrix of a trained run")
@@ -61,6 +107,9 @@ def parser():
                                   "labelled file, instead of the run's own data")
     p.add_argument("--split", default="test", choices=["train", "validation", "test"],
                    help="split of the run's data or of --data's set (default test)")
+    from seqapps.cli import add_data_file_arguments
+
+    add_data_file_arguments(p)
     p.set_defaults(run=_run("evaluate"))
 
     p = verbs.add_parser("predict", help="label sentences given as arguments or on stdin")

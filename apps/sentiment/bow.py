@@ -9,9 +9,13 @@ import keras
 from seqapps.pooling import SequencePooling
 
 
-def build_bow_model(vocab_size, num_classes, *, embedding_dim=128, dropout=0.6, **_):
+def build_bow_model(vocab_size, num_classes, *, embedding_dim=128, dropout=0.6, embedding_dropout=0.0, **_):
+    """`embedding_dropout`: word dropout to [UNK], as the recurrent model's (a fair comparison)."""
+    from apps.sentiment.model import WordDropout
+
     ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-    x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(ids)
+    tokens = WordDropout(embedding_dropout, name="word_dropout")(ids) if embedding_dropout else ids
+    x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(tokens)
     x = SequencePooling("mean", name="mean_pool")(x)
     x = keras.layers.Dropout(dropout)(x)
     # float32 even under mixed precision: a float16 softmax rounds small probabilities to 0

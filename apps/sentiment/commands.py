@@ -15,19 +15,54 @@ from apps.sentiment import BUCKETS, DEFAULTS
 # --- building blocks shared by the verbs -----------------------------------------------
 
 
+def resolve_defaults(args):
+    """Fills the options left unset (None) with the defaults of the data: the phrase sets
+    (`sst2-phrases`, `sst5-phrases`, a treebank folder) have their own, measured ones."""
+    from apps.sentiment import PHRASE_DEFAULTS, TRAINING_DEFAULTS
+
+    phrase = is_phrase_data(getattr(args, "data", None))
+    for key, value in {**DEFAULTS, **TRAINING_DEFAULTS}.items():
+        if getattr(args, key, value) is None and key not in ("max_vocab", "fold", "lr_decay", "encoding"):
+            setattr(args, key, PHRASE_DEFAULTS.get(key, value) if phrase else value)
+    if phrase and getattr(args, "lr_decay", None) is None:
+        args.lr_decay = PHRASE_DEFAULTS.get("lr_decay")
+    return args
+
+
+def is_phrase_data(data):
+    if data is None:
+        return False
+    if str(data).lower() in ("sst2-phrases", "sst5-phrases"):
+        return True
+    path = pathlib.Path(data)
+    if path.is_dir():
+        from seqapps.data.sentiment_sets import _tree_folder_paths
+
+        return _tree_folder_paths(path) is not None
+    return False
+
+
 def model_config(args):
-    return {k: getattr(args, k) for k in DEFAULTS}
+    return {k: getattr(args, k, v) for k, v in DEFAULTS.items()}
 
 
 def build_from_config(config, vocab_size, num_classes):
     from apps.sentiment.bow import build_bow_model
     from apps.sentiment.model import build_model
 
-    arch = {k: config[k] for k in ("embedding_dim", "dropout")}
+    arch = {k: config.get(k, DEFAULTS[k]) for k in ("embedding_dim", "dropout", "embedding_dropout")}
     if config["model"] == "bow":
         return build_bow_model(vocab_size, num_classes, **arch)
-    arch.update({k: config[k] for k in ("cell", "units", "layers", "bidirectional", "pooling")})
+    arch.update({k: config.get(k, DEFAULTS[k]) for k in (
+        "cell", "units", "layers", "bidirectional", "pooling", "rnn_dropout", "recurrent_dropout")})
     return build_model(vocab_size, num_classes, **arch)
+
+
+def compile_from_config(model, config, learning_rate, clipnorm):
+    from apps.sentiment.model import compile_classifier, make_optimizer
+
+    optimizer = make_optimizer(learning_rate, clipnorm, config.get("weight_decay") or 0.0)
+    return compile_classifier(model, optimizer, config.get("label_smoothing") or 0.0)
 
 
 def encoded_dataset(examples, vectorizer, max_length):
@@ -65,45 +100,94 @@ def batches(examples, vectorizer, config, batch_size, *, shuffle, seed=0):
 
 
 def load_data(config):
+    """The run's data; errors name the data and the command-line options."""
     from seqapps.data import load_sentiment
+    from seqapps.data.errors import FoldError
 
-    return load_sentiment(config["data"], fold=config["fold"])
+    try:
+        return load_sentiment(config["data"], fold=config["fold"], num_folds=config.get("folds") or 10,
+                              encoding=config.get("encoding"))
+    except FoldError as error:
+        raise error.renamed(data=config["data"], num_folds="--folds", fold="--fold") from None
+
+
+def member_dirs(run_dir, config):
+    """The folders of an ensemble's members: the run folder itself (the first), then
+    `members/1`, `members/2`, ... (`--ensemble K`; one model: the run folder alone)."""
+    run_dir = pathlib.Path(run_dir)
+    return [run_dir] + [run_dir / "members" / str(i) for i in range(1, int(config.get("ensemble") or 1))]
+
+
+def load_model(run_dir, config):
+    """best.keras, or for an ensemble one model that averages its members' probabilities."""
+    import keras
+
+    from seqapps.training import BEST
+
+    paths = [d / BEST for d in member_dirs(run_dir, config)]
+    for path in paths:
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: training has not finished an epoch yet")
+    models = [keras.models.load_model(path, compile=False) for path in paths]
+    if len(models) == 1:
+        return models[0]
+    for i, model in enumerate(models):
+        model.name = f"member_{i}"
+    ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    mean = keras.layers.Average(name="mean_probabilities", dtype="float32")([m(ids) for m in models])
+    return keras.Model(ids, mean, name=f"sentiment_ensemble_of_{len(models)}")
 
 
 def load_pipeline(run_dir):
     """The trained model of a run folder, with its vocabulary and labels."""
-    import keras
 
     from apps.sentiment.model import SentimentPipeline
     from seqapps.data import load_vocabulary, vectorizer_from_vocabulary
-    from seqapps.training import BEST, load_config
+    from seqapps.training import load_config
 
     run_dir = pathlib.Path(run_dir)
     config = load_config(run_dir)
-    if not (run_dir / BEST).exists():
-        raise FileNotFoundError(f"{run_dir / BEST} not found: training has not finished an epoch yet")
     # runs from before `standardize` was an option lowercased and split on spaces (None)
     vectorizer = vectorizer_from_vocabulary(load_vocabulary(run_dir / "vocab.txt"),
                                             standardize=config.get("standardize"))
-    model = keras.models.load_model(run_dir / BEST)
+    model = load_model(run_dir, config)
     labels = json.loads((run_dir / "labels.json").read_text())
     return SentimentPipeline(vectorizer, model, labels, config["max_length"]), config
 
 
+NEGATIONS = ("not", "n't", "no", "never", "nothing")
+
+
+def has_negation(text):
+    """True when the text holds one of NEGATIONS as a word (after treebank tokenization:
+    "doesn't" holds "n't")."""
+    import re
+
+    words = re.sub(r"(\w)(n't)\b", r"\1 \2", text.lower()).split()
+    return any(w in NEGATIONS for w in words)
+
+
 def classification_report(y_true, y_pred, label_names):
-    """Accuracy, macro-F1 and the confusion matrix (rows: true, columns: predicted)."""
+    """Accuracy, macro-F1 and the confusion matrix (rows: true, columns: predicted).
+
+    Macro-F1 averages over the classes present in `y_true` (an absent class has no F1 to
+    speak of; averaging its 0 in would punish the model for the file): `macro_f1_classes`
+    names them.
+    """
     import numpy as np
 
     n = len(label_names)
     confusion = np.zeros((n, n), dtype=int)
-    np.add.at(confusion, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    np.add.at(confusion, (np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)), 1)
     tp = np.diag(confusion).astype(float)
     precision = np.divide(tp, confusion.sum(0), out=np.zeros(n), where=confusion.sum(0) > 0)
     recall = np.divide(tp, confusion.sum(1), out=np.zeros(n), where=confusion.sum(1) > 0)
     f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(n), where=(precision + recall) > 0)
+    present = confusion.sum(1) > 0
     return {
         "accuracy": float(tp.sum() / max(confusion.sum(), 1)),
-        "macro_f1": float(f1.mean()),
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "macro_f1_classes": [name for name, p in zip(label_names, present) if p],
         "confusion_matrix": confusion.tolist(),
         "labels": list(label_names),
         "examples": int(confusion.sum()),
@@ -111,39 +195,89 @@ def classification_report(y_true, y_pred, label_names):
 
 
 def evaluate_examples(pipeline, examples, batch_size=256):
+    """The classification report, with `negation`: the same on the examples that hold a
+    negation (`has_negation`), when there are any."""
     import numpy as np
 
     texts = [t for t, _ in examples]
-    y_true = [y for _, y in examples]
+    y_true = np.array([y for _, y in examples], dtype=int)
+    y_pred = predicted_classes(pipeline, texts, batch_size)
+    report = classification_report(y_true, y_pred, pipeline.label_names)
+    negated = np.array([has_negation(t) for t in texts], dtype=bool)
+    if negated.any():
+        sub = classification_report(y_true[negated], y_pred[negated], pipeline.label_names)
+        report["negation"] = {k: sub[k] for k in ("accuracy", "macro_f1", "examples")}
+    return report
+
+
+def predicted_classes(pipeline, texts, batch_size=256):
+    import numpy as np
+
     probs = [
         pipeline.probabilities(np.array(texts[i : i + batch_size], dtype=object)).numpy()
         for i in range(0, len(texts), batch_size)
     ]
-    y_pred = np.concatenate(probs).argmax(-1)
-    return classification_report(y_true, y_pred, pipeline.label_names)
+    if not probs:
+        return np.zeros([0], dtype=int)
+    return np.concatenate(probs).argmax(-1)
 
 
 def format_report(report):
+    f1_note = ""
+    if len(report.get("macro_f1_classes", report["labels"])) < len(report["labels"]):
+        f1_note = f" over the classes present ({', '.join(report['macro_f1_classes'])})"
     lines = [
-        f"accuracy  {report['accuracy']:.4f}   macro-F1  {report['macro_f1']:.4f}   ({report['examples']} examples)",
-        "confusion matrix (rows: true, columns: predicted)",
+        f"accuracy  {report['accuracy']:.4f}   macro-F1{f1_note}  {report['macro_f1']:.4f}   ({report['examples']} examples)",
     ]
-    width = max(len(l) for l in report["labels"]) + 2
+    if "negation" in report:
+        neg = report["negation"]
+        lines.append(f"with a negation ({'/'.join(NEGATIONS)}): accuracy  {neg['accuracy']:.4f}   ({neg['examples']} examples)")
+    for key, title in (("sentences", "sentences (roots)"), ("phrases", "all phrases (every node)")):
+        if key in report:
+            part = report[key]
+            lines.append(f"{title}: accuracy  {part['accuracy']:.4f}   ({part['examples']} examples)")
+    lines.append("confusion matrix (rows: true, columns: predicted)")
+    counts = [v for row in report["confusion_matrix"] for v in row]
+    width = max([len(l) for l in report["labels"]] + [len(str(v)) for v in counts]) + 2
     lines.append(" " * width + "".join(l.rjust(width) for l in report["labels"]))
     for label, row in zip(report["labels"], report["confusion_matrix"]):
         lines.append(label.ljust(width) + "".join(str(v).rjust(width) for v in row))
     return "\n".join(lines)
 
 
-# --- verbs -------------------------------------------------------------------------------
+def evaluate_trees(pipeline, path, encoding=None):
+    """A tree file scored as the treebank paper does: the sentences (roots) and every
+    phrase (all nodes). A binary model sees the non-neutral nodes as negative/positive."""
+    from seqapps.data import DataError
+    from seqapps.data.sentiment_sets import tree_examples
+    from seqapps.data.trees import read_trees, tree_phrases
+
+    num_classes = len(pipeline.label_names)
+    if num_classes not in (2, 5):
+        raise DataError(f"{path}: treebank labels are 0-4 (or binary without 2); the model has "
+                        f"{num_classes} classes {pipeline.label_names}")
+    binary = num_classes == 2
+    trees = read_trees(path, encoding or "utf-8")
+    roots = tree_examples([(t.text, t.label) for t in trees], binary)
+    phrases = tree_examples([p for t in trees for p in tree_phrases(t)], binary)
+    report = evaluate_examples(pipeline, roots)
+    everything = evaluate_examples(pipeline, phrases, batch_size=1024)
+    report["sentences"] = {k: report[k] for k in ("accuracy", "macro_f1", "examples")}
+    report["phrases"] = {k: everything[k] for k in ("accuracy", "macro_f1", "examples")}
+    return report
 
 
 def train(args):
-    """Trains into a run folder, resuming it if it already holds this run."""
+    """Trains into a run folder, resuming it if it already holds this run.
+
+    The data is read first: a command that fails on its data writes nothing into the run
+    folder, so the corrected command is not refused as "other settings".
+    """
 
     from seqapps import training
     from seqapps.data import build_word_vectorizer, load_vocabulary, save_vocabulary, vectorizer_from_vocabulary
 
+    resolve_defaults(args)
     strategy = training.distribution_strategy(args.strategy)  # before any other TF op
     training.set_seed(args.seed)
     training.configure_precision(args.mixed_precision)
@@ -152,15 +286,15 @@ def train(args):
     final_fit = getattr(args, "include_validation", False)
     if final_fit:
         config["include_validation"] = True
+    data = load_data(config)
+    print(f"data: {data.name}  train {len(data.train)}  validation {len(data.validation)}  test {len(data.test)}  classes {data.label_names}")
+    if final_fit:
+        training.refuse_final_fit_without_test(data.name, data.validation, data.test)
     run_dir = training.prepare_run_dir(
         training.worker_run_dir(args.run_dir, strategy), {**config, "epochs": args.epochs}, overwrite=args.overwrite
     )
-    data = load_data(config)
-    print(f"data: {data.name}  train {len(data.train)}  validation {len(data.validation)}  test {len(data.test)}  classes {data.label_names}")
 
     # A final fit (--include-validation) trains on both splits: its vocabulary comes from both.
-    if final_fit:
-        training.refuse_final_fit_without_test(data.name, data.validation, data.test)
     fit_examples = list(data.train) + list(data.validation) if final_fit else data.train
     vocab_path = run_dir / "vocab.txt"
     if vocab_path.exists():  # resuming: the vocabulary must be the one the weights were trained with
@@ -175,33 +309,42 @@ def train(args):
     vocab_size = vectorizer.vocabulary_size()
     print(f"vocabulary: {vocab_size} tokens (from the {'training and validation splits' if final_fit else 'training split'})")
 
-    train_ds = batches(fit_examples, vectorizer, config, args.batch_size, shuffle=True, seed=args.seed)
     val_ds = None if final_fit else batches(data.validation, vectorizer, config, 256, shuffle=False)
-    with strategy.scope():
-        from apps.sentiment.model import compile_classifier
-
-        model = build_from_config(config, vocab_size, len(data.label_names))
-        compile_classifier(model, training.make_optimizer(args.learning_rate, args.clipnorm))
-        if args.jit:
-            model.jit_compile = True
-    training.prepare_for_strategy(model, strategy)
-    if not args.quiet:
-        model.summary()
-    done = training.finished_epochs(run_dir)
-    if done:
-        print(f"resuming {run_dir}: {done} epoch(s) already finished")
+    members = member_dirs(run_dir, config)
     start = time.time()
-    with strategy.scope():  # the batch in train_ds is the global batch, split over replicas
-        model.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=args.epochs,
-            callbacks=training.standard_callbacks(
-                run_dir, monitor=None if final_fit else "val_accuracy", mode="max", patience=args.patience
-            ),
-            shuffle=False,  # tf.data already reshuffles every epoch
-            verbose=0 if args.quiet else 1,
+    for i, member_dir in enumerate(members):
+        if len(members) > 1:
+            print(f"ensemble member {i + 1} of {len(members)}: {member_dir}")
+        seed = args.seed + i
+        training.set_seed(seed)
+        member_dir.mkdir(parents=True, exist_ok=True)
+        train_ds = batches(fit_examples, vectorizer, config, args.batch_size, shuffle=True, seed=seed)
+        with strategy.scope():
+            model = build_from_config(config, vocab_size, len(data.label_names))
+            compile_from_config(model, config, args.learning_rate, args.clipnorm)
+            if args.jit:
+                model.jit_compile = True
+        training.prepare_for_strategy(model, strategy)
+        if not args.quiet and i == 0:
+            model.summary()
+        done = training.finished_epochs(member_dir)
+        if done:
+            print(f"resuming {member_dir}: {done} epoch(s) already finished")
+        callbacks = training.standard_callbacks(
+            member_dir, monitor=None if final_fit else "val_accuracy", mode="max", patience=args.patience,
+            lr_decay=config.get("lr_decay"),
         )
+        if getattr(args, "max_minutes", None):
+            callbacks.append(TimeBudget(args.max_minutes / len(members)))
+        with strategy.scope():  # the batch in train_ds is the global batch, split over replicas
+            model.fit(
+                train_ds,
+                validation_data=val_ds,
+                epochs=args.epochs,
+                callbacks=callbacks,
+                shuffle=False,  # tf.data reshuffles every epoch (Keras' default True warns)
+                verbose=training.progress_verbosity(args.quiet),
+            )
     seconds = time.time() - start
     training.plot_learning_curves(run_dir)
     pipeline, _ = load_pipeline(run_dir)  # the best checkpoint, as evaluate/export see it
@@ -209,7 +352,7 @@ def train(args):
         **({} if final_fit else {"validation": evaluate_examples(pipeline, data.validation)}),
         "test": evaluate_examples(pipeline, data.test),
         "train_seconds_this_session": round(seconds, 1),
-        "epochs_finished": training.finished_epochs(run_dir),
+        "epochs_finished": sum(training.finished_epochs(d) for d in members),
     }
     training.write_metrics(run_dir, report)
     print(f"\ntest split:\n{format_report(report['test'])}")
@@ -217,21 +360,54 @@ def train(args):
     return report
 
 
+def TimeBudget(minutes):
+    """A callback that stops training after the last epoch that fits in `minutes` (it
+    predicts the next epoch from the longest so far); the same command continues later."""
+    import keras
+
+    class _TimeBudget(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.start, self.longest = time.time(), 0.0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch_start = time.time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            now = time.time()
+            self.longest = max(self.longest, now - self.epoch_start)
+            if now - self.start + self.longest > 60.0 * minutes:
+                print(f"stopping after epoch {epoch + 1}: another would pass --max-minutes {minutes:g}")
+                self.model.stop_training = True
+
+    return _TimeBudget()
+
+
 def evaluate(args):
+    """Scores a run on its own test split (or --split), another set, or any labelled file;
+    a treebank file gets sentence (root) and all-phrase accuracy."""
     from seqapps.data import load_sentiment
+    from seqapps.data.sentiment_sets import TREE_FILES, is_tree_file
+    from seqapps.data.sets import bundled_path
 
     pipeline, config = load_pipeline(args.run_dir)
+    encoding = getattr(args, "encoding", None)
     if args.data and _is_file(args.data):
-        examples = examples_for_model(args.data, pipeline.label_names)  # all of it
+        if is_tree_file(args.data):
+            report = evaluate_trees(pipeline, args.data, encoding)
+        else:
+            report = evaluate_examples(pipeline, examples_for_model(args.data, pipeline.label_names, encoding))
+    elif not args.data and args.split == "test" and str(config["data"]).lower() in ("sst2-phrases", "sst5-phrases"):
+        report = evaluate_trees(pipeline, bundled_path(TREE_FILES["test"]))  # its test sentences, and phrases
     else:
-        data = load_sentiment(args.data) if args.data else load_data(config)
+        data = (load_sentiment(args.data, encoding=encoding) if args.data
+                else load_data(config))
         examples = getattr(data, args.split)
         unknown = {y for _, y in examples} - set(range(len(pipeline.label_names)))
         if unknown or len(data.label_names) != len(pipeline.label_names):
             raise SystemExit(
                 f"the data's labels {data.label_names} do not match the model's {pipeline.label_names}"
             )
-    report = evaluate_examples(pipeline, examples)
+        report = evaluate_examples(pipeline, examples)
     print(format_report(report))
     if not args.data:
         from seqapps.training import write_metrics
@@ -245,7 +421,7 @@ def _is_file(path):
     return path.is_file() or path.with_name(path.name + ".gz").is_file()
 
 
-def examples_for_model(path, label_names):
+def examples_for_model(path, label_names, encoding=None):
     """Every `label sentence` line of one file, its labels matched to the model's classes:
     by name ("positive") or by class number (0..K-1). One class alone is fine here."""
     from seqapps.data import DataError
@@ -254,7 +430,7 @@ def examples_for_model(path, label_names):
     index = {str(i): i for i in range(len(label_names))}
     index.update({name: i for i, name in enumerate(label_names)})
     examples = []
-    for text, label in read_raw_labelled(path):
+    for text, label in read_raw_labelled(path, encoding or "utf-8"):
         if str(label) not in index:
             raise DataError(f"{path}: label {label!r} is not one of the model's classes "
                             f"{label_names} (by name) or 0..{len(label_names) - 1}")
@@ -273,6 +449,8 @@ def read_sentences(args):
 
 
 def predict(args):
+    """Labels sentences; each answer says how many tokens it read and how many were unknown
+    (an answer from no known word is no evidence: `no known words` in the text output)."""
     import tensorflow as tf
 
     sentences = read_sentences(args)
@@ -280,23 +458,31 @@ def predict(args):
         from seqapps.export import latest_version_dir
 
         serve = tf.saved_model.load(str(latest_version_dir(args.export))).signatures["serving_default"]
-        out = serve(text=tf.constant(sentences, dtype=tf.string))
-        probs = out["probabilities"].numpy()
-        labels = [l.decode() for l in out["label"].numpy()]
-        label_names = None
+        out = {k: v.numpy() for k, v in serve(text=tf.constant(sentences, dtype=tf.string)).items()}
+        probs = out["probabilities"]
+        labels = [l.decode() for l in out["label"]]
+        counts = zip(out["num_tokens"], out["num_unknown"], out["truncated"])
     else:
         pipeline, _ = load_pipeline(args.run_dir)
-        probs = pipeline.probabilities(tf.constant(sentences, dtype=tf.string)).numpy()
-        label_names = pipeline.label_names
-        labels = [label_names[i] for i in probs.argmax(-1)]
+        strings = tf.constant(sentences, dtype=tf.string)
+        probs = pipeline.probabilities(strings).numpy()
+        labels = [pipeline.label_names[i] for i in probs.argmax(-1)]
+        counts = zip(*(t.numpy() for t in pipeline.token_counts(strings)))
     results = []
-    for sentence, label, p in zip(sentences, labels, probs):
+    for sentence, label, p, (num_tokens, num_unknown, truncated) in zip(sentences, labels, probs, counts):
         sentence = sentence.decode("utf-8", "replace")
-        results.append({"text": sentence, "label": label, "probabilities": [round(float(v), 6) for v in p]})
+        results.append({"text": sentence, "label": label, "probabilities": [round(float(v), 6) for v in p],
+                        "num_tokens": int(num_tokens), "num_unknown": int(num_unknown),
+                        "truncated": bool(truncated)})
         if args.json:
             print(json.dumps(results[-1], ensure_ascii=False))
         else:
-            print(f"{label}\t{' '.join(f'{v:.4f}' for v in p)}\t{sentence}")
+            note = f"{num_tokens} tokens, {num_unknown} unknown"
+            if num_tokens == num_unknown:
+                note += ": no known words"
+            if truncated:
+                note += ", truncated"
+            print(f"{label}\t{' '.join(f'{v:.4f}' for v in p)}\t({note})\t{sentence}")
     return results
 
 
@@ -329,9 +515,9 @@ def export(args):
 
 
 def tune(args):
-    """keras-tuner over cell, units, layers, bidirectional, dropout, embedding size, lr."""
+    """keras-tuner over cell, units, layers, bidirectional, embedding size, the dropouts
+    (features, word, between layers), weight decay, label smoothing and the learning rate."""
 
-    from apps.sentiment.model import compile_classifier
     from seqapps import training, tuning
     from seqapps.data import build_word_vectorizer
 
@@ -339,6 +525,7 @@ def tune(args):
         os.environ.update(
             tuning.distributed_env(args.distributed, oracle_ip=args.oracle_ip, oracle_port=args.oracle_port, worker_index=args.worker_index)
         )
+    resolve_defaults(args)
     training.set_seed(args.seed)
     training.configure_precision(args.mixed_precision)
     base = model_config(args)
@@ -357,12 +544,16 @@ def tune(args):
                 "bidirectional": hp.Boolean("bidirectional", default=True),
                 "dropout": hp.Float("dropout", 0.0, 0.6, step=0.1),
                 "embedding_dim": hp.Choice("embedding_dim", [64, 128, 300]),
+                "embedding_dropout": hp.Choice("embedding_dropout", [0.0, 0.1, 0.2, 0.3]),
+                "rnn_dropout": hp.Choice("rnn_dropout", [0.0, 0.2, 0.4]),
+                "weight_decay": hp.Choice("weight_decay", [0.0, 0.01, 0.1]),
+                "label_smoothing": hp.Choice("label_smoothing", [0.0, 0.1]),
                 "learning_rate": hp.Float("learning_rate", 3e-4, 3e-3, sampling="log"),
             }
 
         def build_from(self, config):
             model = build_from_config(config, vocab_size, num_classes)
-            compile_classifier(model, training.make_optimizer(config["learning_rate"], args.clipnorm))
+            compile_from_config(model, config, config["learning_rate"], args.clipnorm)
             model.jit_compile = args.jit
             return model
 
@@ -379,7 +570,7 @@ def tune(args):
             ] if args.patience else []
     table = tuning.search(
         tuner, train_ds, validation_data=val_ds, epochs=args.epochs, callbacks=stop,
-        verbose=0 if args.quiet else 1,
+        verbose=training.progress_verbosity(args.quiet),
     )
     if args.distributed == "worker":
         return table

@@ -31,6 +31,7 @@ from seqapps.data.sets import stratified_kfold_indices
 from seqapps.data.sets import to_dataset
 from seqapps.data.sentiment_sets import SENTIMENT_LABEL_NAMES
 from seqapps.data.sentiment_sets import load_sentiment
+from seqapps.data.trees import read_tree_phrases, read_tree_sentences, read_trees, tree_phrases
 from seqapps.data.language_model_sets import load_language_model
 from seqapps.data.translation_sets import load_translation
 from seqapps.data.vocab import OOV
