@@ -22,8 +22,8 @@ TRAINING_DEFAULTS = dict(epochs=15, batch_size=50, learning_rate=5e-4, patience=
 # ... and what differs on the phrase sets (sst2-phrases, sst5-phrases, a treebank folder):
 # ten times more, shorter examples. Chosen by measurement (docs/benchmarks.md).
 PHRASE_DEFAULTS = dict(
-    dropout=0.5, embedding_dropout=0.1, batch_size=64, learning_rate=1e-3, epochs=6, patience=2,
-    lr_decay=0.5,
+    dropout=0.5, embedding_dropout=0.3, batch_size=64, learning_rate=1e-3, epochs=4, patience=2,
+    lr_decay=0.5, ensemble=3,
 )
 
 

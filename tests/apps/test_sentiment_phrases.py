@@ -49,9 +49,20 @@ def phrase_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("phrases")
     data = write_tree_folder(root / "trees")
     run_dir = root / "run"
-    report = run(["train", "--data", str(data), "--run-dir", str(run_dir), "--epochs", "3",
-                  "--patience", "0", *TINY])
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = run(["train", "--data", str(data), "--run-dir", str(run_dir), "--epochs", "3",
+                      "--patience", "0", *TINY])
+    report["caught_warnings"] = [f"{w.category.__name__}: {w.message}" for w in caught
+                                 if issubclass(w.category, UserWarning)]
     return root, data, run_dir, report
+
+
+def test_training_leaks_no_library_user_warning(phrase_run):
+    # e.g. Keras' "`shuffle=True` was passed, but will be ignored" when fit gets a dataset
+    assert phrase_run[3]["caught_warnings"] == []
 
 
 def test_a_tree_folder_trains_on_its_phrases_and_tests_on_sentences(phrase_run):
@@ -195,3 +206,27 @@ def test_an_ensemble_serves_the_mean_of_its_members(tmp_path):
     expected = (members[0](ids).numpy() + members[1](ids).numpy()) / 2
     assert np.abs(members[0](ids).numpy() - members[1](ids).numpy()).max() > 1e-4  # two seeds
     np.testing.assert_allclose(pipeline.probabilities(texts).numpy(), expected, atol=1e-6)
+
+
+def test_encoding_skip_bad_lines_and_folds_reach_the_data(tmp_path, capsys):
+    from apps.sentiment.__main__ import parser
+    from apps.sentiment.commands import load_data, model_config, resolve_defaults
+    from seqapps.data import DataError
+    from seqapps.data.readers import skipping_bad_lines
+
+    path = tmp_path / "reviews.txt"
+    lines = [f"{i % 2} caf\u00e9 \u2019film\u2019 {i}" for i in range(40)] + ["oops"]
+    path.write_bytes(("\n".join(lines) + "\n").encode("cp1252"))
+
+    def data_of(*options):
+        args = parser().parse_args(["train", "--data", str(path), "--run-dir", str(tmp_path / "r"), *options])
+        return load_data(model_config(resolve_defaults(args)))
+
+    with pytest.raises(DataError, match="--encoding cp1252"):
+        data_of()
+    with pytest.raises(DataError, match="reviews.txt, line 41"):
+        data_of("--encoding", "cp1252", "--folds", "4")
+    with skipping_bad_lines():  # what run_verb does with --skip-bad-lines
+        data = data_of("--encoding", "cp1252", "--folds", "4", "--skip-bad-lines")
+    assert len(data.test) == 10 and "caf\u00e9 \u2019film\u2019" in data.test[0][0]
+    assert "reviews.txt: skipped 1 malformed line (41)" in capsys.readouterr().err
