@@ -3,14 +3,18 @@
     python benchmarks/translation.py                              # full: default settings
     python benchmarks/translation.py --minutes 60                 # each variant <= 60 min
     python benchmarks/translation.py --epochs 1 --max-train 2000  # smoke test (minutes)
+    python benchmarks/translation.py --train-args "--raw --vocab subword" --out runs/bench-subword
+    python benchmarks/translation.py --test test_2017_flickr --data path/to/multi30k  # more test sets
 
 Trains each variant with `python -m apps.translation train` (same code path, same
 defaults: Bahdanau attention, bidirectional GRU encoder, 256 units, early stopping on
 validation loss), then
 prints, on the 1000 sentences of test 2016:
 
-- tokenized lowercase BLEU (what Multi30k papers quote) and sacrebleu's detokenized BLEU
-  with its signature, plus chrF; greedy vs beam-5, with sentences/s of each on this machine;
+- sacreBLEU (the headline: detokenized cased output against the raw references, with its
+  signature), chrF, and the tokenized lowercased BLEU Multi30k papers quote (against the
+  tokenized reference files where the test set has them, else sacreBLEU's 13a, lowercased);
+  greedy vs beam-5, with sentences/s of each on this machine, and the files scored;
 - tokenized BLEU by source length: the seeds' claim is that without attention the long
   sentences suffer (the whole source must squeeze through one fixed-size vector);
 - wall time of training.
@@ -28,7 +32,6 @@ import platform
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from apps.translation.__main__ import run  # noqa: E402
@@ -48,6 +51,11 @@ def parse_args(argv=None):
                    help="train on a seeded subset of N pairs (smoke runs; default all 29000)")
     p.add_argument("--beam", type=int, default=5, help="beam width compared with greedy (default 5)")
     p.add_argument("--pair", default="en-de", help="language pair (default en-de)")
+    p.add_argument("--data", default=None,
+                   help="train on this data (as `train --data`; default the bundled Multi30k)")
+    p.add_argument("--test", action="append", default=[],
+                   help="also score this test set (as `evaluate --test`: SRC_FILE,TGT_FILE or a "
+                        "test set's name in the data folder); may be repeated")
     p.add_argument("--overwrite", action="store_true",
                    help="retrain from scratch instead of resuming/reusing the run folders")
     p.add_argument("--train-args", default="",
@@ -63,6 +71,8 @@ def train_variant(args, attention):
         argv += ["--max-minutes", str(args.minutes)]
     if args.max_train:
         argv += ["--max-train", str(args.max_train)]
+    if args.data:
+        argv += ["--data", args.data]
     if args.overwrite:
         argv.append("--overwrite")
     argv += args.train_args.split()
@@ -71,22 +81,35 @@ def train_variant(args, attention):
     report = run(argv)
     report["wall_seconds"] = round(time.time() - start, 1)
     report["run_dir"] = str(run_dir)
+    for test in args.test:
+        report.setdefault("extra_tests", {})[test] = run(
+            ["evaluate", "--run-dir", str(run_dir), "--beam", str(args.beam), "--test", test])
     return report
+
+
+def _number(value):
+    return "-" if value is None else f"{value:.2f}"
 
 
 def markdown(results, beam):
     beam_key = f"beam{beam}"
     lines = [
-        f"| variant | epochs | train min | BLEU tok-lc greedy | BLEU tok-lc beam-{beam} | "
-        f"sacreBLEU detok beam-{beam} | chrF beam-{beam} | greedy sent/s | beam-{beam} sent/s |",
+        f"| variant | epochs | train min | sacreBLEU beam-{beam} | chrF beam-{beam} | "
+        f"BLEU tok-lc greedy | BLEU tok-lc beam-{beam} | greedy sent/s | beam-{beam} sent/s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
         g, b = r["test"]["greedy"], r["test"][beam_key]
         lines.append(
             f"| {name} | {r['epochs_finished']} | {r['train_seconds_this_session'] / 60:.1f} | "
-            f"{g['bleu_tok_lc']:.2f} | {b['bleu_tok_lc']:.2f} | {b['bleu_detok']:.2f} | "
-            f"{b['chrf']:.2f} | {g['sentences_per_second']:.0f} | {b['sentences_per_second']:.0f} |")
+            f"{_number(b['bleu_detok'])} | {_number(b['chrf'])} | {_number(g['bleu_tok_lc'])} | "
+            f"{_number(b['bleu_tok_lc'])} | {g['sentences_per_second']:.0f} | {b['sentences_per_second']:.0f} |")
+        for test, reports in r.get("extra_tests", {}).items():
+            g, b = reports["greedy"], reports[beam_key]
+            lines.append(f"| {name}, test set {test} | | | {_number(b['bleu_detok'])} | "
+                         f"{_number(b['chrf'])} | {_number(g['bleu_tok_lc'])} | "
+                         f"{_number(b['bleu_tok_lc'])} | {g['sentences_per_second']:.0f} | "
+                         f"{b['sentences_per_second']:.0f} |")
     first = next(iter(results.values()))["test"][beam_key]
     buckets = list(first["by_source_length"])
     lines += ["", f"BLEU tok-lc (beam-{beam}) by source length in tokens (sentences per bucket in brackets):", "",
@@ -94,9 +117,16 @@ def markdown(results, beam):
               "|---|" + "---|" * len(buckets)]
     for name, r in results.items():
         table = r["test"][beam_key]["by_source_length"]
-        lines.append(f"| {name} | " + " | ".join(f"{table[b]['bleu_tok_lc']:.2f}" for b in buckets) + " |")
+        lines.append(f"| {name} | " + " | ".join(
+            f"{table[b]['bleu_tok_lc']:.2f}" if b in table else "-" for b in buckets) + " |")
     lines += ["", f"sacreBLEU signature: `{first['bleu_detok_signature']}`",
-              f"chrF signature: `{first['chrf_signature']}`"]
+              f"chrF signature: `{first['chrf_signature']}`",
+              f"BLEU tok-lc signature: `{first['bleu_tok_lc_signature']}`", "", "Files scored:", ""]
+    for name, r in results.items():
+        for test, reports in [("test", r["test"])] + list(r.get("extra_tests", {}).items()):
+            files = reports[beam_key]["files"]
+            lines.append(f"- {name}, {test}: sources `{files['source']}`; raw references "
+                         f"`{files['raw']}`; tokenized references `{files['tokenized']}`")
     return "\n".join(lines)
 
 

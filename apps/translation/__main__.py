@@ -17,11 +17,8 @@ further.
 """
 
 import argparse
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from apps.translation import DEFAULTS  # noqa: E402  (light: no TensorFlow import)
+from apps.translation import DEFAULTS  # light: no TensorFlow import
 
 
 def add_data_arguments(p):
@@ -36,6 +33,9 @@ def add_data_arguments(p):
                         "lowercased ones (the model lowercases either way)")
     p.add_argument("--max-train", type=int, default=None,
                    help="train on a seeded subset of N pairs (quick runs; default: all)")
+    from seqapps.cli import add_data_file_arguments
+
+    add_data_file_arguments(p)  # --encoding, --skip-bad-lines (kept in config.json for evaluate)
 
 
 def add_model_arguments(p):
@@ -56,6 +56,15 @@ def add_model_arguments(p):
                    help="dropout on embeddings, between layers and before the softmax (default 0.3)")
     p.add_argument("--label-smoothing", type=float, default=DEFAULTS["label_smoothing"],
                    help="label smoothing of the training loss (default 0.1)")
+    p.add_argument("--vocab", default="word", choices=["word", "subword"],
+                   help="word: Moses-style lowercased words, rare ones [UNK] (default); subword: "
+                        "a SentencePiece model per language learned on the raw cased training "
+                        "text (byte fallback: no character is ever unknown), tokenized in the "
+                        "graph by tensorflow-text; needs raw training text (--raw for the "
+                        "bundled Multi30k)")
+    p.add_argument("--subword-vocab-size", type=int, default=8000,
+                   help="--vocab subword: at most N pieces per language, the 256 byte pieces "
+                        "included (default 8000)")
     p.add_argument("--min-count", type=int, default=DEFAULTS["min_count"],
                    help="words seen fewer times in training become [UNK] (default 2)")
     p.add_argument("--max-vocab", type=int, default=None,
@@ -92,10 +101,11 @@ def add_training_options(p):
 
 def parser():
     from seqapps.cli import add_final_fit_argument, add_training_arguments
-    from seqapps.cli import add_tuning_arguments
+    from seqapps.cli import add_tuning_arguments, add_verbose_argument
 
     top = argparse.ArgumentParser(prog="python -m apps.translation", description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_verbose_argument(top)
     verbs = top.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     p = verbs.add_parser("train", help="train a translator into a run folder (resumable)")
@@ -116,6 +126,12 @@ def parser():
     p.add_argument("--run-dir", required=True, help="the run folder `train` wrote")
     p.add_argument("--split", default="test", choices=["train", "validation", "test"],
                    help="which split to translate (default test)")
+    p.add_argument("--test", metavar="SRC_FILE,TGT_FILE|NAME", default=None,
+                   help="score this test set instead of --split: two line-aligned files, or the "
+                        "name of a test set in the run's data folder (e.g. test_2017_flickr: the "
+                        "files test_2017_flickr*.{src,tgt}[.gz] there). A target file in a tok/ "
+                        "folder or with 'tok' in its name is scored as tokens; any other as raw "
+                        "text, by sacreBLEU. The files scored are printed")
     p.add_argument("--max-eval", type=int, default=None, help="only the first N sentences")
     p.add_argument("--batch-size", type=int, default=64, help="sentences per decoding batch (default 64)")
     add_decoding_arguments(p)
@@ -149,6 +165,7 @@ def parser():
     p.add_argument("--out", required=True, help="export folder; a new numbered version is written inside")
     add_decoding_arguments(p)
     p.set_defaults(run=_run("export"))
+    _with_shared_options(verbs)
     return top
 
 
@@ -159,6 +176,14 @@ def _run(verb):
         return getattr(commands, verb)(args)
 
     return run_verb
+
+
+def _with_shared_options(verbs):
+    """Every verb takes --verbose (TensorFlow's start-up lines), after the verb too."""
+    from seqapps.cli import add_verbose_argument
+
+    for p in verbs.choices.values():
+        add_verbose_argument(p)
 
 
 def run(argv=None):

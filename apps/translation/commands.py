@@ -24,11 +24,14 @@ SOURCE_VOCAB, TARGET_VOCAB = "vocab.source.txt", "vocab.target.txt"
 
 
 def load_data(config):
-    """`ParallelData` for a run's config, with `max_train` applied (a seeded subset)."""
+    """`TranslationData` for a run's config, with `max_train` applied (a seeded subset)."""
     from seqapps.data import load_translation
+    from seqapps.data.readers import skipping_bad_lines
 
-    data = load_translation(config["pair"], data=config["data"], tokenized=not config["raw"],
-                            seed=config.get("seed", 0))
+    # Its own skipping block: skipped lines are reported before training starts.
+    with skipping_bad_lines(config.get("skip_bad_lines", False)):
+        data = load_translation(config["pair"], data=config["data"], tokenized=not config["raw"],
+                                seed=config.get("seed", 0), encoding=config.get("encoding") or "utf-8")
     data.train = train_subset(data.train, config)
     return data
 
@@ -42,45 +45,124 @@ def train_subset(train, config):
     return train
 
 
-def references(config, data, split):
-    """`(sources, tokenized lowercase references, raw references)` of a split.
+def references(config, data, split, test=None):
+    """The sentences to translate and the references to score them against.
 
-    The bundled tokenized Multi30k references are used as they are (what papers score
-    against); the raw ones come from the raw files of the same split. Any other data is
-    tokenized with the model's own tokenizer for the tokenized score.
+    Returns `{"sources": [...], "raw": [...] or None, "tokenized": [...] or None,
+    "files": {"source": path, "raw": path or None, "tokenized": path or None}}`.
+    The references are the test set's own files exactly as given, never re-tokenized
+    (a subword run is scored on the raw ones only: its tokens are pieces):
+    the target file of the split (raw or tokenized, see `seqapps.data.translation_sets`)
+    and, where the data has one, the same split's file in the other form (Multi30k's
+    `raw/` beside `tok/`). `test`: "SRC_FILE,TGT_FILE" or the name of a test set in the
+    data folder (`evaluate --test`), instead of the split.
     """
-    from apps.translation.text import tokenize
+    from seqapps.data import read_parallel
+    from seqapps.data.translation_sets import load_test_set
 
-    pairs = getattr(data, split)
+    encoding = config.get("encoding") or "utf-8"
+    if test:
+        pairs, files = load_test_set(config["pair"], test, data=config["data"],
+                                     tokenized=not config["raw"], encoding=encoding)
+    else:
+        pairs, files = getattr(data, split), getattr(data, "files", {}).get(split)
+    files = files or {"tokenized": False}
     sources = [s for s, _ in pairs]
-    targets = [t for _, t in pairs]
-    if data.name == "multi30k":
-        from seqapps.data import load_translation
+    forms = {"raw": None, "tokenized": None}
+    paths = {"source": files.get("source"), "raw": None, "tokenized": None}
+    mine = "tokenized" if files.get("tokenized") else "raw"
+    forms[mine], paths[mine] = [t for _, t in pairs], files.get("target")
+    other = None if files.get("carved") else files.get("other")
+    if other is not None:
+        other_pairs = read_parallel(files["source"], other, encoding)
+        if split == "train" and not test:
+            other_pairs = train_subset(other_pairs, config)
+        if len(other_pairs) != len(pairs):
+            raise ValueError(f"{files['target']} and {other} hold different numbers of "
+                             "sentence pairs; expected the same split in two forms")
+        kind = "raw" if mine == "tokenized" else "tokenized"
+        forms[kind], paths[kind] = [t for _, t in other_pairs], other
+    if is_subword(config) and forms["raw"] is not None:
+        # A subword model's tokens are pieces, not the tokenized references' words: its
+        # tokenized lowercased BLEU is sacreBLEU's (13a, lowercased) on the raw references.
+        forms["tokenized"], paths["tokenized"] = None, None
+    paths = {k: (None if v is None else str(v)) for k, v in paths.items()}
+    return {"sources": sources, **forms, "files": {**paths, "carved": bool(files.get("carved"))}}
 
-        tokenized = [" ".join(t.split()) for t in targets]
-        raw_pairs = getattr(load_translation(config["pair"], tokenized=False), split)
-        if split == "train":
-            raw_pairs = train_subset(raw_pairs, config)
-        raw = [t for _, t in raw_pairs]
-        if len(raw) != len(tokenized):
-            raise ValueError(f"raw and tokenized Multi30k {split} splits differ in length")
-        return sources, tokenized, raw
-    return sources, tokenize(targets), targets
+
+class Texts:
+    """A run's text side: the source and target vectorizers (strings -> ids, in tf.data and
+    in the translator's graph) and the target vocabulary (id -> token or piece).
+
+    Word path (`--vocab word`, the default): one `TextVectorization` per language over the
+    words counted on the training split (`vocab.source.txt`, `vocab.target.txt`). Subword
+    path (`--vocab subword`): one SentencePiece model per language learned on the raw
+    training text (`subword.source.model`, `subword.target.model`; the pieces are also
+    written to the vocab files, for people).
+    """
+
+    def __init__(self, source, target, subword, target_vocabulary=None):
+        self.source_vectorizer, self.target_vectorizer, self.subword = source, target, subword
+        self.target_vocabulary = list(target_vocabulary or target.get_vocabulary())
+
+    @property
+    def sizes(self):
+        return len(self.source_vectorizer.get_vocabulary()), len(self.target_vocabulary)
+
+    def translator(self, model, args=None):
+        from apps.translation.translator import Translator
+
+        options = {}
+        for key in ("beam", "length_penalty", "max_source_length", "max_output_length"):
+            if args is not None and getattr(args, key, None) is not None:
+                options["beam_width" if key == "beam" else key] = getattr(args, key)
+        if self.subword:
+            options["target_detokenizer"] = self.target_vectorizer
+        return Translator(model, self.source_vectorizer, self.target_vocabulary, **options)
 
 
-def vocabularies(run_dir, config, data):
-    """The run's vocabularies: read back when resuming, else counted on the training split."""
-    from apps.translation.text import build_vocabularies
+def is_subword(config):
+    return config.get("vocab", "word") == "subword"
+
+
+def texts(config, data=None, run_dir=None):
+    """The run's `Texts`: read back from `run_dir` when it has them, else learned on the
+    training split of `data` (and saved into `run_dir`, if given)."""
+    from apps.translation import text
     from seqapps.data import load_vocabulary, save_vocabulary
 
-    run_dir = pathlib.Path(run_dir)
-    if (run_dir / SOURCE_VOCAB).exists() and (run_dir / TARGET_VOCAB).exists():
-        return load_vocabulary(run_dir / SOURCE_VOCAB), load_vocabulary(run_dir / TARGET_VOCAB)
-    source, target = build_vocabularies(data.train, min_count=config["min_count"],
-                                        max_tokens=config["max_vocab"])
-    save_vocabulary(source, run_dir / SOURCE_VOCAB)
-    save_vocabulary(target, run_dir / TARGET_VOCAB)
-    return source, target
+    run_dir = None if run_dir is None else pathlib.Path(run_dir)
+    if is_subword(config):
+        paths = None if run_dir is None else {k: run_dir / v for k, v in text.SUBWORD_MODELS.items()}
+        if paths and all(p.exists() for p in paths.values()):
+            protos = {k: p.read_bytes() for k, p in paths.items()}
+        else:
+            if data is None:
+                raise FileNotFoundError(f"{run_dir}: no {text.SUBWORD_MODELS['source']}")
+            sources, targets = zip(*data.train)
+            size = config.get("subword_vocab_size") or text.SUBWORD_VOCAB_SIZE
+            protos = {"source": text.train_subword_model(sources, size),
+                      "target": text.train_subword_model(targets, size)}
+            if paths:
+                for side, proto in protos.items():
+                    paths[side].write_bytes(proto)
+        result = Texts(text.SubwordVectorizer(protos["source"], name="source_subwords"),
+                       text.SubwordVectorizer(protos["target"], name="target_subwords"), True)
+        if run_dir is not None and not (run_dir / SOURCE_VOCAB).exists():
+            save_vocabulary(result.source_vectorizer.get_vocabulary(), run_dir / SOURCE_VOCAB)
+            save_vocabulary(result.target_vocabulary, run_dir / TARGET_VOCAB)
+        return result
+    if run_dir is not None and (run_dir / SOURCE_VOCAB).exists() and (run_dir / TARGET_VOCAB).exists():
+        source, target = load_vocabulary(run_dir / SOURCE_VOCAB), load_vocabulary(run_dir / TARGET_VOCAB)
+    else:
+        if data is None:
+            raise FileNotFoundError(f"{run_dir}: no {SOURCE_VOCAB}")
+        source, target = text.build_vocabularies(data.train, min_count=config["min_count"],
+                                                 max_tokens=config["max_vocab"])
+        if run_dir is not None:
+            save_vocabulary(source, run_dir / SOURCE_VOCAB)
+            save_vocabulary(target, run_dir / TARGET_VOCAB)
+    return Texts(text.make_vectorizer(source), text.make_vectorizer(target), False, target)
 
 
 def build_from_config(config, source_vocab_size, target_vocab_size, *, jit_compile=False):
@@ -93,67 +175,62 @@ def build_from_config(config, source_vocab_size, target_vocab_size, *, jit_compi
         **{k: config[k] for k in MODEL_KEYS})
 
 
-def make_translator(model, source_vocab, target_vocab, args=None):
-    from apps.translation.text import make_vectorizer
-    from apps.translation.translator import Translator
-
-    options = {}
-    for key in ("beam", "length_penalty", "max_source_length", "max_output_length"):
-        if args is not None and getattr(args, key, None) is not None:
-            options["beam_width" if key == "beam" else key] = getattr(args, key)
-    return Translator(model, make_vectorizer(source_vocab), target_vocab, **options)
-
-
 def load_run(run_dir, args=None):
     """`(Translator, config)` from a run folder: the best checkpoint and its vocabularies."""
-    from seqapps.data import load_vocabulary
     from seqapps.training import BEST, load_config
 
     run_dir = pathlib.Path(run_dir)
     config = load_config(run_dir)
     if not (run_dir / BEST).exists():
         raise FileNotFoundError(f"{run_dir / BEST} not found: training has not finished an epoch yet")
-    source_vocab = load_vocabulary(run_dir / SOURCE_VOCAB)
-    target_vocab = load_vocabulary(run_dir / TARGET_VOCAB)
-    model = build_from_config(config, len(source_vocab), len(target_vocab))
+    run_texts = texts(config, run_dir=run_dir)
+    model = build_from_config(config, *run_texts.sizes)
     # best.keras holds the optimizer's slots too: build them, so they load quietly.
     model.optimizer.build(model.trainable_variables)
     model.load_weights(run_dir / BEST)
-    return make_translator(model, source_vocab, target_vocab, args), config
+    return run_texts.translator(model, args), config
 
 
 # --- training ----------------------------------------------------------------------------
 
 
 class ValidationBleu(keras.callbacks.Callback):
-    """Greedy tokenized BLEU on validation sentences after every epoch, logged as `val_bleu`.
+    """Greedy tokenized lowercased BLEU (`bleu_tok_lc` of `evaluation.score`) on validation
+    sentences after every epoch, logged as `val_bleu`.
 
+    `refs`: what `references` returns (cut to the sentences to translate).
     EarlyStopping / ModelCheckpoint can monitor it if it comes before them in the callback
     list (Keras hands one `logs` dict down the list).
     """
 
-    def __init__(self, source_vocab, target_vocab, sources, references, verbose=True):
+    def __init__(self, run_texts, refs, verbose=True):
         super().__init__()
-        self.vocabs = (source_vocab, target_vocab)
-        self.sources, self.references, self.verbose = sources, references, verbose
+        self.texts = run_texts
+        self.refs, self.verbose = refs, verbose
+        self.sources = refs["sources"]
         self.translator = None
 
     def on_train_begin(self, logs=None):
-        self.translator = make_translator(self.model, *self.vocabs)
+        self.translator = self.texts.translator(self.model)
 
     def on_epoch_end(self, epoch, logs=None):
-        from apps.translation.evaluation import tokenized_bleu
+        from apps.translation.evaluation import headline_bleu
 
         start = time.perf_counter()
-        hypotheses = self.translator.translate(self.sources, beam_width=1, tokens=True,
-                                               batch_size=256)
-        bleu = tokenized_bleu(hypotheses, self.references).score
+        out = self.translator.translate_full(self.sources, beam_width=1, batch_size=256)
+        bleu = headline_bleu(out["tokens"], out["translation"], self.refs["tokenized"],
+                             self.refs["raw"])
         if logs is not None:
             logs["val_bleu"] = bleu
         if self.verbose:
             losses = "".join(f" {k} {logs[k]:.4f}" for k in ("loss", "val_loss") if k in (logs or {}))
             print(f"epoch {epoch + 1}:{losses} val_bleu {bleu:.2f} (greedy on {len(self.sources)} "
                   f"validation sentences, {time.perf_counter() - start:.1f}s)", flush=True)
+
+
+def validation_references(config, data, n):
+    refs = references(config, data, "validation")
+    return {k: (v[:n] if isinstance(v, list) else v) for k, v in refs.items()}
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -200,7 +277,31 @@ def run_config(args):
     config.update(seed=args.seed, batch_size=args.batch_size,  # tune: the search picks the rate
                   learning_rate=getattr(args, "learning_rate", None),
                   clipnorm=args.clipnorm, monitor=args.monitor, lr_decay=args.lr_decay)
+    # How the data files are read; written only when not the default, so the run folders of
+    # earlier versions still resume.
+    if getattr(args, "encoding", "utf-8") not in (None, "utf-8"):
+        config["encoding"] = args.encoding
+    if getattr(args, "skip_bad_lines", False):
+        config["skip_bad_lines"] = True
+    if getattr(args, "vocab", "word") == "subword":  # likewise: word runs' configs as before
+        config.update(vocab="subword", subword_vocab_size=args.subword_vocab_size)
     return config
+
+
+def check_subword_data(config, data):
+    """The subword path learns real text: refuse tokenized training files."""
+    if is_subword(config) and data.files.get("train", {}).get("tokenized"):
+        hint = " (add --raw)" if data.bundled or not data.files["train"].get("carved") else ""
+        raise ValueError(f"--vocab subword learns from raw cased text, but {data.files['train']['target']} "
+                         f"is tokenized{hint}")
+
+
+def progress_verbosity(args):
+    """`verbose=` for Keras fit/search: 0 with --quiet, else bars on a terminal and one
+    line per epoch into a file or pipe."""
+    from seqapps.training import progress_verbosity as verbosity
+
+    return verbosity(args.quiet)
 
 
 def train(args):
@@ -217,33 +318,36 @@ def train(args):
     final_fit = getattr(args, "include_validation", False)
     if final_fit:
         config["include_validation"] = True
+    # The data first: a run that cannot read its data leaves no config.json behind (which
+    # would refuse the corrected command as "a run with other settings").
+    data = load_data(config)
+    check_subword_data(config, data)
     run_dir = training.prepare_run_dir(training.worker_run_dir(args.run_dir, strategy),
                                        {**config, "epochs": args.epochs}, overwrite=args.overwrite)
-    data = load_data(config)
     if final_fit:  # train on both splits (vocabularies counted on both), nothing to validate on
         training.refuse_final_fit_without_test(data.name, data.validation, data.test)
         data.train = list(data.train) + list(data.validation)
     print(f"data: {data.name} {data.source_lang}->{data.target_lang}  train {len(data.train)}  "
           f"validation {len(data.validation)}  test {len(data.test)}")
-    source_vocab, target_vocab = vocabularies(run_dir, config, data)
-    print(f"vocabularies: source {len(source_vocab)}, target {len(target_vocab)} tokens "
-          f"(min count {config['min_count']})")
+    run_texts = texts(config, data, run_dir)
+    sizes = run_texts.sizes
+    what = "SentencePiece pieces" if run_texts.subword else f"tokens (min count {config['min_count']})"
+    print(f"vocabularies: source {sizes[0]}, target {sizes[1]} {what}")
 
-    source_vectorizer, target_vectorizer = text.make_vectorizer(source_vocab), text.make_vectorizer(target_vocab)
+    source_vectorizer, target_vectorizer = run_texts.source_vectorizer, run_texts.target_vectorizer
     train_ds = text.batches(data.train, source_vectorizer, target_vectorizer, args.batch_size,
                             shuffle=True, max_length=config["max_length"], seed=args.seed)
     val_ds = None if final_fit else text.batches(data.validation, source_vectorizer, target_vectorizer, 128)
     with strategy.scope():
-        model = build_from_config(config, len(source_vocab), len(target_vocab), jit_compile=args.jit)
+        model = build_from_config(config, *sizes, jit_compile=args.jit)
     training.prepare_for_strategy(model, strategy)
     if not args.quiet:
         model.summary()
 
     callbacks = []
     if args.val_bleu_sentences and not final_fit:
-        sources, refs, _ = references(config, data, "validation")
-        n = args.val_bleu_sentences
-        callbacks.append(ValidationBleu(source_vocab, target_vocab, sources[:n], refs[:n]))
+        refs = validation_references(config, data, args.val_bleu_sentences)
+        callbacks.append(ValidationBleu(run_texts, refs))
     callbacks += training_callbacks(run_dir, None if final_fit else args.monitor, args.patience,
                                     config["lr_decay"])
     if getattr(args, "max_minutes", None):
@@ -254,7 +358,8 @@ def train(args):
     start = time.time()
     with strategy.scope():  # the batch in train_ds is the global batch, split over replicas
         model.fit(train_ds, validation_data=val_ds, epochs=args.epochs, callbacks=callbacks,
-                  shuffle=False, verbose=0 if args.quiet else 1)  # tf.data reshuffles each epoch
+                  shuffle=False,  # tf.data reshuffles each epoch (Keras' default True warns)
+                  verbose=progress_verbosity(args))
     seconds = time.time() - start
     training.plot_learning_curves(run_dir)
 
@@ -265,7 +370,7 @@ def train(args):
                                        length_penalty=args.length_penalty, max_eval=None,
                                        max_source_length=args.max_source_length,
                                        max_output_length=args.max_output_length,
-                                       batch_size=64, quiet=args.quiet)
+                                       batch_size=64, quiet=args.quiet, test=None)
         report["test"] = evaluate(eval_args, data=data)
     training.write_metrics(run_dir, report)
     print(f"run folder: {run_dir}")
@@ -273,26 +378,47 @@ def train(args):
 
 
 def evaluate(args, data=None):
-    """BLEU (tokenized lowercase and sacrebleu detokenized) and chrF, greedy vs beam."""
+    """sacreBLEU (the headline), chrF and tokenized lowercased BLEU, greedy vs beam.
+
+    `args.test` ("SRC_FILE,TGT_FILE" or a test set's name in the data folder) scores that
+    test set instead of `args.split`; the files scored are printed and kept in metrics.json.
+    """
     from apps.translation.evaluation import evaluate as score_translations
     from apps.translation.evaluation import format_report
     from seqapps.training import write_metrics
 
     translator, config = load_run(args.run_dir, args)
-    data = data or load_data(config)
-    sources, refs_tok, refs_raw = references(config, data, args.split)
+    test = getattr(args, "test", None)
+    if test is None:
+        data = data or load_data(config)
+    refs = references(config, data, args.split, test=test)
+    sources, refs_tok, refs_raw = refs["sources"], refs["tokenized"], refs["raw"]
     if args.max_eval:
-        sources, refs_tok, refs_raw = (x[: args.max_eval] for x in (sources, refs_tok, refs_raw))
+        sources, refs_tok, refs_raw = (None if x is None else x[: args.max_eval]
+                                       for x in (sources, refs_tok, refs_raw))
     widths = sorted({1, translator.beam_width})
     reports, outputs = score_translations(translator, sources, refs_tok, refs_raw,
                                           beam_widths=widths, batch_size=args.batch_size)
-    for name, out in outputs.items():
-        path = pathlib.Path(args.run_dir) / f"{args.split}.{name}.txt"
+    name = args.split if test is None else _test_name(test)
+    for decoding, out in outputs.items():
+        path = pathlib.Path(args.run_dir) / f"{name}.{decoding}.txt"
         path.write_text("".join(t + "\n" for t in out["translation"]), encoding="utf-8")
-    print(f"\n{args.split} split ({len(sources)} sentences), {config['attention']} attention:")
-    print(format_report(reports))
-    write_metrics(args.run_dir, reports, key=f"evaluate_{args.split}")
+    for report in reports.values():
+        report["files"] = refs["files"]
+    what = f"{args.split} split" if test is None else f"test set {name}"
+    carved = " (carved out of the data file)" if refs["files"].get("carved") else ""
+    print(f"\n{what}{carved} ({len(sources)} sentences), {config['attention']} attention:")
+    print(format_report(reports, refs["files"]))
+    write_metrics(args.run_dir, reports, key=f"evaluate_{name}")
     return reports
+
+
+def _test_name(test):
+    """A file-name-safe name for `--test`: the set's name, or the source file's stem."""
+    text = str(test)
+    if "," in text:
+        text = pathlib.Path(text.split(",", 1)[0].strip()).name.split(".")[0]
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text) or "test"
 
 
 # --- translating -------------------------------------------------------------------------
@@ -395,10 +521,10 @@ def tune(args):
     training.configure_precision(args.mixed_precision)
     base = run_config(args)
     data = load_data(base)
+    check_subword_data(base, data)
     pathlib.Path(args.run_dir).mkdir(parents=True, exist_ok=True)
-    source_vocab, target_vocab = text.build_vocabularies(
-        data.train, min_count=base["min_count"], max_tokens=base["max_vocab"])
-    source_vectorizer, target_vectorizer = text.make_vectorizer(source_vocab), text.make_vectorizer(target_vocab)
+    run_texts = texts(base, data)  # the search's own, in memory; the retrained run learns its own
+    source_vectorizer, target_vectorizer = run_texts.source_vectorizer, run_texts.target_vectorizer
 
     class TranslationHyperModel(tuning.AppHyperModel):
         def config_from(self, hp):
@@ -414,7 +540,7 @@ def tune(args):
             }
 
         def build_from(self, config):
-            return build_from_config(config, len(source_vocab), len(target_vocab), jit_compile=args.jit)
+            return build_from_config(config, *run_texts.sizes, jit_compile=args.jit)
 
     tuner = tuning.make_tuner(
         args.tuner, TranslationHyperModel(), directory=args.run_dir, objective=args.objective,
@@ -427,15 +553,14 @@ def tune(args):
     if args.objective == "val_bleu":
         if not args.val_bleu_sentences:
             raise ValueError("--objective val_bleu needs --val-bleu-sentences > 0")
-        sources, refs, _ = references(base, data, "validation")
-        n = args.val_bleu_sentences
-        callbacks.append(ValidationBleu(source_vocab, target_vocab, sources[:n], refs[:n],
-                                        verbose=not args.quiet))
+        refs = validation_references(base, data, args.val_bleu_sentences)
+        callbacks.append(ValidationBleu(run_texts, refs, verbose=not args.quiet))
     if args.patience:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=args.objective, mode=args.direction, patience=args.patience))
     table = tuning.search(tuner, train_ds, validation_data=val_ds, epochs=args.epochs,
-                          callbacks=callbacks, verbose=0 if args.quiet else 1)
+                          callbacks=callbacks, shuffle=False,  # tf.data shuffles
+                          verbose=progress_verbosity(args))
     if args.distributed == "worker":
         return table
     best = tuning.report(tuner, table, args.run_dir)

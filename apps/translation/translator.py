@@ -20,7 +20,7 @@ from seqapps.decoding import beam_search, greedy_decode
 from seqapps.export import clean_utf8, export_saved_model
 from seqapps.layers import compiled_loops, cudnn_allowed
 
-from apps.translation.text import END_ID, PAD_ID, START_ID, detokenize
+from apps.translation.text import END_ID, PAD_ID, START_ID, UNK_ID, detokenize
 
 
 class Translator:
@@ -32,12 +32,18 @@ class Translator:
         target_vocabulary: the target id table (id -> token).
         beam_width: default beam width (1 = greedy).
         length_penalty: GNMT length penalty alpha for beam search.
+        target_detokenizer: the subword path's target `SubwordVectorizer` (ids -> text);
+            None: the word path (tokens joined by spaces, then `text.detokenize`). With
+            it, the decoder never emits <unk> (byte fallback covers every character).
     """
 
     def __init__(self, model, source_vectorizer, target_vocabulary, *, beam_width=5,
-                 length_penalty=0.6, max_source_length=200, max_output_length=200):
+                 length_penalty=0.6, max_source_length=200, max_output_length=200,
+                 target_detokenizer=None):
         self.model = model
         self.source_vectorizer = source_vectorizer
+        self.target_detokenizer = target_detokenizer
+        self.banned = [PAD_ID, START_ID] + ([UNK_ID] if target_detokenizer is not None else [])
         self.target_vocabulary = list(target_vocabulary)
         self.beam_width = int(beam_width)
         self.length_penalty = float(length_penalty)
@@ -62,7 +68,7 @@ class Translator:
         logits, new_state, _ = self.model.decode_step(tokens, state)
         logits = tf.cast(logits, tf.float32)
         vocab = tf.shape(logits)[-1]
-        never = tf.logical_or(tf.equal(tf.range(vocab), PAD_ID), tf.equal(tf.range(vocab), START_ID))
+        never = tf.reduce_any(tf.equal(tf.range(vocab)[:, None], self.banned), axis=1)
         logits = tf.where(never, -1e9, logits)
         # At the row's limit only the end token is allowed.
         forced = tf.where(tf.equal(tf.range(vocab), END_ID), 0.0, -1e9)
@@ -93,9 +99,14 @@ class Translator:
         keep = tf.sequence_mask(out_lengths, tf.shape(tokens)[1])
         token_text = tf.strings.reduce_join(
             tf.ragged.boolean_mask(words, keep), axis=1, separator=" ")
+        if self.target_detokenizer is not None:
+            text = self.target_detokenizer.detokenize(
+                tf.RaggedTensor.from_tensor(tokens, lengths=out_lengths))
+        else:
+            text = detokenize(token_text)
         return {
-            "translation": detokenize(token_text),  # readable text
-            "tokens": token_text,  # tokenized lowercase, what tokenized BLEU compares
+            "translation": text,  # readable text
+            "tokens": token_text,  # word path: tokenized lowercase; subword path: the pieces
             "length": out_lengths,
             "source_length": lengths,
             "truncated": truncated,
@@ -174,12 +185,16 @@ class Translator:
         card = {"beam_width": self.beam_width, "length_penalty": self.length_penalty,
                 "max_source_length": self.max_source_length,
                 "max_output_length": self.max_output_length,
-                "outputs": {"translation": "detokenized text", "tokens": "tokenized lowercase text",
+                "outputs": {"translation": "detokenized text",
+                            "tokens": "tokenized lowercase text" if self.target_detokenizer is None
+                            else "SentencePiece pieces",
                             "length": "output tokens", "source_length": "source tokens used",
                             "truncated": "source longer than max_source_length and cut"}}
         card.update(metadata or {})
-        return export_saved_model(export_dir, endpoints,
-                                  track=[self.model, self.source_vectorizer],
+        track = [self.model, self.source_vectorizer]
+        if self.target_detokenizer is not None:
+            track.append(self.target_detokenizer)
+        return export_saved_model(export_dir, endpoints, track=track,
                                   metadata=card, version=version)
 
 
