@@ -426,8 +426,10 @@ def complete(prompt, *, run_dir=None, export_dir=None, steps=5, k=5, max_input_t
     separator = _separator(server).encode()
     [text] = as_bytes(prompt)
     result = []
-    for _ in range(steps):
+    for step in range(steps):
         out = _np(server.next_tokens([text], k))
+        if step == 0:
+            _warn_truncated(out, "prompt", "last", getattr(server, "max_input_tokens", None) or max_input_tokens)
         candidates = [(_text(t), float(np.exp(lp))) for t, lp in zip(out["tokens"][0], out["log_probs"][0])]
         chosen = candidates[0][0]
         text = text + separator + chosen.encode() if text else chosen.encode()
