@@ -12,8 +12,9 @@ greedy (argmax at every step). Padding (id 0) and "[UNK]" (id 1) are never gener
 
 Inputs have a defined answer, in bounded time and memory, or a clear argument error:
   * any batch size, the empty batch included (empty outputs of the same structure);
-  * invalid UTF-8 -> U+FFFD; unknown words/characters -> the unknown token ("<unk>" for
-    PTB), counted in `num_unknown`;
+  * invalid UTF-8 -> U+FFFD (and NUL too in a lowercased word vocabulary); unknown
+    words/characters -> the unknown token ("<unk>" for PTB), counted in `num_unknown`;
+  * words are split at ASCII whitespace (space, \t, \n, \v, \f, \r) only;
   * an empty prompt -> generation starts after the boundary token (a sentence start);
   * at most `max_input_tokens` tokens of a text are read (default 1000, set at export):
     `score` scores the first ones (and then not the end token: the sentence did not end),
@@ -132,7 +133,8 @@ class LanguageModelServer:
         if self.codec.level == "char":
             return tf.strings.unicode_split(text, "UTF-8")
         if self.codec.lowercase:
-            text = tf.strings.lower(text, encoding="utf-8")
+            # tf.strings.lower(encoding="utf-8") ends a string at its first NUL: read NUL as U+FFFD
+            text = tf.strings.lower(tf.strings.regex_replace(text, "\\x00", "\uFFFD"), encoding="utf-8")
         return tf.strings.split(text)
 
     def _ids(self, text, *, end=False, keep_last=False):

@@ -172,7 +172,14 @@ def test_score_of_a_long_text_is_the_score_of_its_first_tokens_whatever_the_batc
 # --- generate and generate_filtered ---------------------------------------------------------
 
 
+def _flushed(value):
+    """A float32 as the CPU kernels see it: subnormals flushed to (signed) zero."""
+    value = float(np.float32(value))
+    return 0.0 * math.copysign(1.0, value) if 0 < abs(value) < np.finfo(np.float32).tiny else value
+
+
 def _generate_refusals(max_tokens, temperature, top_k=0, top_p=1.0):
+    temperature, top_p = _flushed(temperature), _flushed(top_p)
     names = []
     if max_tokens < 0:
         names.append("max_tokens")
@@ -214,7 +221,7 @@ def test_generate_answers_or_refuses_by_the_documented_rule(export, batch, max_t
     inputs = dict(prompt=tf.constant(batch, tf.string), max_tokens=tf.constant(max_tokens, tf.int32),
                   temperature=tf.constant(temperature, tf.float32), seed=tf.constant(seed, tf.int64))
     out, error = _timed(export["signatures"]["generate"], **inputs)
-    refused = _generate_refusals(max_tokens, float(np.float32(temperature)))
+    refused = _generate_refusals(max_tokens, temperature)
     if refused:
         return _assert_refused(error, *refused)
     assert error is None, error.message
@@ -230,7 +237,7 @@ def test_generate_filtered_answers_or_refuses_by_the_documented_rule(export, bat
                   temperature=tf.constant(temperature, tf.float32), seed=tf.constant(seed, tf.int64),
                   top_k=tf.constant(top_k, tf.int32), top_p=tf.constant(top_p, tf.float32))
     out, error = _timed(export["signatures"]["generate_filtered"], **inputs)
-    refused = _generate_refusals(max_tokens, float(np.float32(temperature)), top_k, float(np.float32(top_p)))
+    refused = _generate_refusals(max_tokens, temperature, top_k, top_p)
     if refused:
         return _assert_refused(error, *refused)
     assert error is None, error.message
@@ -289,3 +296,13 @@ def test_a_long_prompt_is_read_from_its_end(export):
     assert out["num_prompt_tokens"].numpy().tolist() == [CAP_IN, CAP_IN]
     np.testing.assert_array_equal(out["tokens"][0].numpy(), out["tokens"][1].numpy())
     np.testing.assert_allclose(out["log_probs"][0].numpy(), out["log_probs"][1].numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_a_nul_does_not_end_a_lowercased_text(word_export):
+    """TF's UTF-8 lowercasing stops at a NUL; the export reads NUL as U+FFFD instead, so the
+    words after it still count (found by the properties above)."""
+    out = word_export["signatures"]["score"](sentences=tf.constant([b"the\x00 dog SAW", b"The dog saw"]))
+    assert out["num_tokens"].numpy().tolist() == [4, 4]  # three words and <eos>
+    tokens = out["tokens"].numpy()
+    assert tokens[1].tolist() == [b"the", b"dog", b"saw", b"<eos>"]
+    assert tokens[0][1:].tolist() == tokens[1][1:].tolist() and out["num_unknown"].numpy().tolist() == [1, 0]
