@@ -16,7 +16,7 @@ NEGATIVE = ["bad", "awful", "dull", "boring"]
 FILLER = ["the", "film", "was", "really", "quite", "a", "story"]
 TINY = ["--units", "16", "--embedding-dim", "16", "--batch-size", "32", "--dropout", "0.1",
         "--learning-rate", "0.01", "--quiet", "--seed", "1", "--embedding-dropout", "0",
-        "--lr-decay", "0.5"]
+        "--lr-decay", "0.5", "--ensemble", "1"]
 
 
 def toy_tree(rng, label):
@@ -196,7 +196,7 @@ def test_an_ensemble_serves_the_mean_of_its_members(tmp_path):
     data = write_tree_folder(tmp_path / "trees", sizes=(40, 10, 10))
     run_dir = tmp_path / "run"
     report = run(["train", "--data", str(data), "--run-dir", str(run_dir), "--epochs", "1",
-                  "--ensemble", "2", *TINY])
+                  *TINY, "--ensemble", "2"])
     assert report["epochs_finished"] == 2  # one epoch each
     members = [keras.models.load_model(run_dir / "best.keras"),
                keras.models.load_model(run_dir / "members" / "1" / "best.keras")]
