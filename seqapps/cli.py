@@ -9,6 +9,7 @@ run folder with other settings, an invalid option value); 2 the command line its
 
 import argparse
 import contextlib
+import importlib
 import os
 import sys
 
@@ -93,6 +94,22 @@ def add_data_file_arguments(parser):
         help="skip malformed lines of the data files instead of stopping at the first; "
              "each file's skipped lines are counted on stderr",
     )
+
+
+def add_verbose_argument_to_verbs(verbs):
+    """`--verbose` on every verb of an `add_subparsers()` object, so it may follow the verb."""
+    for parser in verbs.choices.values():
+        add_verbose_argument(parser)
+
+
+def lazy_verb(module, verb):
+    """A `set_defaults(run=...)` function that imports `module` (which imports TensorFlow)
+    only when the verb runs, so `--help` stays instant."""
+
+    def run(args):
+        return getattr(importlib.import_module(module), verb)(args)
+
+    return run
 
 
 def add_verbose_argument(parser):

@@ -15,6 +15,7 @@ after the last finished epoch.
 import argparse
 
 from apps.sentiment import DEFAULTS  # light: no TensorFlow import
+from seqapps import cli
 
 
 # --- command line ------------------------------------------------------------------------
@@ -99,7 +100,7 @@ def parser():
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop after the last epoch that fits in this many minutes of training "
                         "(default: no limit); run the command again to continue")
-    p.set_defaults(run=_run("train"))
+    p.set_defaults(run=cli.lazy_verb("apps.sentiment.commands", "train"))
 
     p = verbs.add_parser("evaluate", help="accuracy, macro-F1 and confusion matrix of a trained run")
     p.add_argument("--run-dir", required=True, help="the run folder `train` wrote")
@@ -110,7 +111,7 @@ def parser():
     from seqapps.cli import add_data_file_arguments
 
     add_data_file_arguments(p)
-    p.set_defaults(run=_run("evaluate"))
+    p.set_defaults(run=cli.lazy_verb("apps.sentiment.commands", "evaluate"))
 
     p = verbs.add_parser("predict", help="label sentences given as arguments or on stdin")
     source = p.add_mutually_exclusive_group(required=True)
@@ -118,37 +119,20 @@ def parser():
     source.add_argument("--export", help="predict with an exported SavedModel folder")
     p.add_argument("sentences", nargs="*", help="sentences (default: one per line on stdin)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.set_defaults(run=_run("predict"))
+    p.set_defaults(run=cli.lazy_verb("apps.sentiment.commands", "predict"))
 
     p = verbs.add_parser("tune", help="keras-tuner search; retrains and exports the best model")
     add_model_arguments(p)
     add_training_arguments(p, epochs=6, batch_size=50, learning_rate=None, patience=2, tuning=True)
     add_tuning_arguments(p, objective="val_accuracy")
-    p.set_defaults(run=_run("tune"))
+    p.set_defaults(run=cli.lazy_verb("apps.sentiment.commands", "tune"))
 
     p = verbs.add_parser("export", help="SavedModel taking raw strings (TensorFlow Serving layout)")
     p.add_argument("--run-dir", required=True, help="the run folder `train` wrote")
     p.add_argument("--out", required=True, help="export folder; a new numbered version is written inside")
-    p.set_defaults(run=_run("export"))
-    _with_shared_options(verbs)
+    p.set_defaults(run=cli.lazy_verb("apps.sentiment.commands", "export"))
+    cli.add_verbose_argument_to_verbs(verbs)
     return top
-
-
-def _run(verb):
-    def run_verb(args):
-        from apps.sentiment import commands
-
-        return getattr(commands, verb)(args)
-
-    return run_verb
-
-
-def _with_shared_options(verbs):
-    """Every verb takes --verbose (TensorFlow's start-up lines), after the verb too."""
-    from seqapps.cli import add_verbose_argument
-
-    for p in verbs.choices.values():
-        add_verbose_argument(p)
 
 
 def run(argv=None):

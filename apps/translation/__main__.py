@@ -19,6 +19,7 @@ further.
 import argparse
 
 from apps.translation import DEFAULTS  # light: no TensorFlow import
+from seqapps import cli
 
 
 def add_data_arguments(p):
@@ -120,7 +121,7 @@ def parser():
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop after the last epoch that fits in this many minutes of training "
                         "(default: no limit); run the command again to continue")
-    p.set_defaults(run=_run("train"))
+    p.set_defaults(run=cli.lazy_verb("apps.translation.commands", "train"))
 
     p = verbs.add_parser("evaluate", help="BLEU and chrF of a trained run, greedy vs beam")
     p.add_argument("--run-dir", required=True, help="the run folder `train` wrote")
@@ -135,7 +136,7 @@ def parser():
     p.add_argument("--max-eval", type=int, default=None, help="only the first N sentences")
     p.add_argument("--batch-size", type=int, default=64, help="sentences per decoding batch (default 64)")
     add_decoding_arguments(p)
-    p.set_defaults(run=_run("evaluate"))
+    p.set_defaults(run=cli.lazy_verb("apps.translation.commands", "evaluate"))
 
     p = verbs.add_parser("translate", help="translate sentences given as arguments or on stdin")
     where = p.add_mutually_exclusive_group(required=True)
@@ -147,7 +148,7 @@ def parser():
                    help="draw the attention matrix of the first sentence into this image")
     p.add_argument("--tokens", action="store_true", help="print tokenized lowercase output")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.set_defaults(run=_run("translate"))
+    p.set_defaults(run=cli.lazy_verb("apps.translation.commands", "translate"))
 
     p = verbs.add_parser("tune", help="keras-tuner search; retrains and exports the best model")
     add_data_arguments(p)
@@ -158,32 +159,15 @@ def parser():
     add_decoding_arguments(p)
     p.add_argument("--evaluate", action=argparse.BooleanOptionalAction, default=True,
                    help="score the retrained best model on the test split (default on)")
-    p.set_defaults(run=_run("tune"))
+    p.set_defaults(run=cli.lazy_verb("apps.translation.commands", "tune"))
 
     p = verbs.add_parser("export", help="SavedModel mapping raw source strings to translations")
     p.add_argument("--run-dir", required=True, help="the run folder `train` wrote")
     p.add_argument("--out", required=True, help="export folder; a new numbered version is written inside")
     add_decoding_arguments(p)
-    p.set_defaults(run=_run("export"))
-    _with_shared_options(verbs)
+    p.set_defaults(run=cli.lazy_verb("apps.translation.commands", "export"))
+    cli.add_verbose_argument_to_verbs(verbs)
     return top
-
-
-def _run(verb):
-    def run_verb(args):
-        from apps.translation import commands
-
-        return getattr(commands, verb)(args)
-
-    return run_verb
-
-
-def _with_shared_options(verbs):
-    """Every verb takes --verbose (TensorFlow's start-up lines), after the verb too."""
-    from seqapps.cli import add_verbose_argument
-
-    for p in verbs.choices.values():
-        add_verbose_argument(p)
 
 
 def run(argv=None):
