@@ -1,27 +1,34 @@
-"""One training step (forward + backward) of SimpleRNN, LSTM and GRU: ours vs Keras vs a GEMM floor.
+"""One training step (forward + backward) of SimpleRNN, LSTM and GRU over a sweep of lengths:
+ours, ours with checkpointing, Keras and a GEMM floor, time and peak memory, in one run.
 
-    python benchmarks/layers.py                 # B=64, D=H=256, T=100 and T=400
-    python benchmarks/layers.py --steps 100 --cells lstm --repeats 20
-    python benchmarks/layers.py --dtype-policy float32 mixed_bfloat16   # 16-bit compute too
+    python benchmarks/layers.py                          # B=64, D=H=256, T=50..1600, float32
+    python benchmarks/layers.py --steps 100 400 --cells lstm --repeats 20
+    python benchmarks/layers.py --steps 100 400 --no-sweep-memory --xla   # + XLA-compiled loops
+    python benchmarks/layers.py --steps 100 400 --dtype-policy float32 mixed_bfloat16
 
-All three are timed in one run, on the same machine, with the same weights:
-  * ours     — `seqapps.layers.X` (fused path: one input matmul + hand-written BPTT; cuDNN on GPU)
-  * ours+xla — the same with the loops compiled by XLA (`compiled_loops(True)`)
-  * keras    — `keras.layers.X` with our weights copied in (cuDNN on GPU for LSTM/GRU)
-  * floor    — only the matrix products any implementation must do, with distinct operands
-               (TF's optimizer merges identical ops): the input projection, T sequential
-               recurrent products, and their backward counterparts (dX, dW, dU as large
-               matmuls, T sequential dh products).
-Peak memory of the step at the longest T is measured per variant in a fresh subprocess
-(peak RSS above the idle process on CPU, `tf.config.experimental.get_memory_info` peak on GPU).
-With several `--dtype-policy` values every variant is timed under each Keras dtype policy in
-the same run (mixed_*: 16-bit compute, float32 weights; the floor's matmuls in that compute
-dtype), so their ratio is measured in one run too.
-Targets (issue #3): CPU ours <= 0.75x keras for LSTM/GRU and <= 2.5x floor; GPU ours <= 1.1x cuDNN.
+Variants, with the same weights:
+  * ours      — `seqapps.layers.X` (fused path: hand-written BPTT, chunks of 32 steps; cuDNN on GPU)
+  * ckpt      — the same with `checkpoint_every=K`, K = ceil(sqrt(T)) unless `--checkpoint-every`
+                (states kept every K steps, each segment recomputed in the backward pass)
+  * ours+xla  — with `--xla`: the loops compiled by XLA (`compiled_loops(True)`)
+  * keras     — `keras.layers.X` with our weights copied in (cuDNN on GPU for LSTM/GRU)
+  * floor     — only the matrix products any implementation must do, with distinct operands
+                (TF's optimizer merges identical ops): the input projection, T sequential
+                recurrent products, and their backward counterparts (dX, dW, dU as large
+                matmuls, T sequential dh products).
+Time: median of `--repeats` steps, ms and ms per step of T. Peak memory: one fresh subprocess
+per variant and length; the allocator's peak of tensor bytes during one (already traced) step,
+above the inputs and weights alive before it (`tf.config.experimental.get_memory_info`; on CPU
+with TF's BFC allocator switched on for that process), MiB and KiB per step of T. From the
+memory sweep, a straight-line fit per variant gives the longest T whose step fits in
+`--budget-gib` (measured where the sweep reaches it, extrapolated beyond).
+Targets (issue #18, float32, 2 CPU cores): at T=400 ours <= 0.75x Keras' memory for LSTM and
+GRU, ckpt <= 0.3x; time <= 1.5x the floor for all three cells; cost linear in T.
 """
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -32,9 +39,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 KERAS_NAMES = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
+SWEEP = [50, 100, 200, 400, 800, 1600]
 
 
-def build_step(variant, cell, batch, steps, dim, units):
+def checkpoint_interval(steps, every=None):
+    """K of the checkpointed variant: O(T/K + K) steps are held, least at K = sqrt(T)."""
+    return every or math.ceil(math.sqrt(steps))
+
+
+def build_step(variant, cell, batch, steps, dim, units, checkpoint_every=None):
     import keras
     import numpy as np
     import tensorflow as tf
@@ -47,14 +60,18 @@ def build_step(variant, cell, batch, steps, dim, units):
     if variant == "floor":
         compute = keras.mixed_precision.global_policy().compute_dtype
         return floor_step(cell, tf.cast(x, compute), units), tf.cast(x, compute)
-    layer_cls = getattr(keras.layers if variant == "keras" else seqapps.layers, KERAS_NAMES[cell])
-    compiled = variant == "ours+xla"
-    layer = layer_cls(units, return_sequences=True)
+    name = KERAS_NAMES[cell]
+    if variant == "keras":
+        layer = getattr(keras.layers, name)(units, return_sequences=True)
+    else:
+        every = checkpoint_interval(steps, checkpoint_every) if variant == "ckpt" else None
+        layer = getattr(seqapps.layers, name)(units, return_sequences=True, checkpoint_every=every)
     layer.build((batch, steps, dim))
-    reference = getattr(keras.layers, KERAS_NAMES[cell])(units, return_sequences=True)
+    reference = getattr(keras.layers, name)(units, return_sequences=True)
     reference.build((batch, steps, dim))
-    layer.set_weights(reference.get_weights())  # same weights for both variants
+    layer.set_weights(reference.get_weights())  # same weights for every variant
     weights = layer.trainable_weights
+    compiled = variant == "ours+xla"
 
     @tf.function
     def step(x):
@@ -116,48 +133,80 @@ def time_step(step, x, repeats):
     return statistics.median(times)
 
 
-def peak_memory_child(variant, cell, batch, steps, dim, units):
-    """Runs in a subprocess: prints the peak memory of one training step, in MiB."""
+def peak_memory_child(variant, cell, batch, steps, dim, units, checkpoint_every):
+    """Runs in a subprocess: prints the peak memory of one training step, in MiB.
+
+    On CPU the process runs TF's BFC allocator (TF_CPU_ALLOCATOR_USE_BFC, set by
+    measure_peak), whose peak counter gives the bytes of tensors alive at once during the
+    step, above what was alive before it (x and the weights, the same for every variant).
+    The step is traced and run once before, so tracing is not counted. Peak RSS above the
+    process before the step is printed beside it (what the OS sees; the allocator keeps freed
+    memory, so it is an upper bound).
+    """
     import resource
+    import threading
 
     import tensorflow as tf
 
-    step, x = build_step(variant, cell, batch, steps, dim, units)
+    step, x = build_step(variant, cell, batch, steps, dim, units, checkpoint_every or None)
     gpu = bool(tf.config.list_physical_devices("GPU"))
-    if gpu:
-        tf.config.experimental.reset_memory_stats("GPU:0")
-        step(x)
-        peak = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
-    else:
-        # Peak RSS above the idle baseline, sampled while the step runs (TF's CPU allocator
-        # has no peak counter).
-        import threading
+    device = "GPU:0" if gpu else "CPU:0"
+    [o.numpy() for o in step(x)]  # trace and warm up
 
-        def rss_mib():
-            with open("/proc/self/statm") as f:
-                return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+    def rss_mib():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
-        baseline, peak_rss, done = rss_mib(), [0.0], threading.Event()
+    baseline, peak_rss, done = rss_mib(), [0.0], threading.Event()
 
-        def sample():
-            while not done.is_set():
-                peak_rss[0] = max(peak_rss[0], rss_mib())
-                time.sleep(0.0005)
+    def sample():
+        while not done.is_set():
+            peak_rss[0] = max(peak_rss[0], rss_mib())
+            time.sleep(0.0005)
 
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        for _ in range(3):
-            [o.numpy() for o in step(x)]
-        done.set()
-        sampler.join()
-        peak = peak_rss[0] - baseline
-    print(json.dumps({"peak_mib": peak, "device": "GPU" if gpu else "CPU"}))
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    tf.config.experimental.reset_memory_stats(device)
+    before = tf.config.experimental.get_memory_info(device)["current"]
+    [o.numpy() for o in step(x)]
+    peak = (tf.config.experimental.get_memory_info(device)["peak"] - before) / 2**20
+    done.set()
+    sampler.join()
+    print(json.dumps({"peak_mib": peak, "rss_mib": peak_rss[0] - baseline, "device": device}))
 
 
-def measure_peak(variant, cell, batch, steps, dim, units):
-    cmd = [sys.executable, __file__, "--child", variant, cell, str(batch), str(steps), str(dim), str(units)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+def measure_peak(variant, cell, batch, steps, dim, units, checkpoint_every=None):
+    cmd = [sys.executable, __file__, "--child", variant, cell, str(batch), str(steps), str(dim),
+           str(units), str(checkpoint_every or 0)]
+    env = {**os.environ, "TF_CPU_ALLOCATOR_USE_BFC": "true"}  # a CPU allocator with a peak counter
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])["peak_mib"]
+
+
+def longest_fitting(points, budget_mib):
+    """(T, extrapolated?) of the longest step under budget_mib from a least-squares line
+    through (T, MiB) points; None when memory does not grow with T."""
+    ts, ms = zip(*points)
+    mean_t, mean_m = statistics.fmean(ts), statistics.fmean(ms)
+    var = sum((t - mean_t) ** 2 for t in ts)
+    slope = sum((t - mean_t) * (m - mean_m) for t, m in zip(ts, ms)) / var if var else 0.0
+    if slope <= 0:
+        return None
+    t_max = int((budget_mib - (mean_m - slope * mean_t)) / slope)
+    return t_max, t_max > max(ts)
+
+
+def print_time_header(variants):
+    print(f"{'cell':<11}{'T':>5}{'policy':>15}" + "".join(f"{v + ' ms':>11}" for v in variants)
+          + f"{'ours/keras':>11}{'ours/floor':>11}{'ckpt/floor':>11}{'ours ms/T':>10}")
+
+
+def print_time_row(row, variants):
+    ms = row["ms"]
+    print(f"{row['cell']:<11}{row['steps']:>5}{row['policy']:>15}"
+          + "".join(f"{ms[v]:>11.1f}" for v in variants)
+          + f"{ms['ours'] / ms['keras']:>11.2f}{ms['ours'] / ms['floor']:>11.2f}"
+          f"{ms['ckpt'] / ms['floor']:>11.2f}{ms['ours'] / row['steps']:>10.3f}", flush=True)
 
 
 def main(argv=None):
@@ -166,13 +215,22 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--units", type=int, default=256)
-    parser.add_argument("--steps", type=int, nargs="+", default=[100, 400])
-    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--steps", type=int, nargs="+", default=SWEEP,
+                        help=f"lengths T to time and measure (default {' '.join(map(str, SWEEP))})")
+    parser.add_argument("--repeats", type=int, default=7, help="timed steps per row; the median is shown")
+    parser.add_argument("--checkpoint-every", type=int, default=None,
+                        help="K of the checkpointed variant (default ceil(sqrt(T)) for each T)")
+    parser.add_argument("--xla", action="store_true", help="also time the XLA-compiled loops")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    parser.add_argument("--no-sweep-memory", action="store_true",
+                        help="measure memory at the longest T only (not at every T)")
+    parser.add_argument("--budget-gib", type=float, default=4.0,
+                        help="memory budget for the longest-T estimate (default 4 GiB)")
     parser.add_argument("--dtype-policy", nargs="+", default=["float32"],
                         choices=["float32", "mixed_bfloat16", "mixed_float16"],
                         help="Keras dtype policies to time every variant under (default float32)")
-    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
+    parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+    parser.add_argument("--child", nargs=7, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         variant, cell, *nums = args.child
@@ -180,36 +238,54 @@ def main(argv=None):
 
     import tensorflow as tf
 
+    # Every row builds new tf.functions on purpose; TF's retracing warning says nothing here.
+    tf.get_logger().setLevel("ERROR")
     device = "GPU" if tf.config.list_physical_devices("GPU") else f"CPU ({os.cpu_count()} cores)"
-    print(f"device: {device}; B={args.batch} D={args.dim} H={args.units}; median of {args.repeats}")
-    print(f"{'cell':<11}{'T':>5}{'policy':>16}{'ours ms':>10}{'+xla ms':>10}{'keras ms':>10}{'floor ms':>10}"
-          f"{'ours/keras':>12}{'xla/keras':>11}{'ours/floor':>12}")
+    print(f"device: {device}; B={args.batch} D={args.dim} H={args.units}; median of {args.repeats}; "
+          f"ckpt K = {args.checkpoint_every or 'ceil(sqrt(T))'}")
+    variants = ["ours", "ckpt"] + (["ours+xla"] if args.xla else []) + ["keras", "floor"]
+    print_time_header(variants)
     results = []
     for cell in args.cells:
         for steps, policy in [(s, p) for s in args.steps for p in args.dtype_policy]:
             os.environ["BENCH_DTYPE_POLICY"] = policy  # read by build_step (and the memory child)
             ms = {}
-            for variant in ("ours", "ours+xla", "keras", "floor"):
-                step, x = build_step(variant, cell, args.batch, steps, args.dim, args.units)
+            for variant in variants:
+                step, x = build_step(variant, cell, args.batch, steps, args.dim, args.units,
+                                     args.checkpoint_every)
                 ms[variant] = 1000 * time_step(step, x, args.repeats)
-            row = dict(cell=cell, steps=steps, policy=policy, **ms)
-            results.append(row)
-            print(
-                f"{cell:<11}{steps:>5}{policy:>16}{ms['ours']:>10.1f}{ms['ours+xla']:>10.1f}{ms['keras']:>10.1f}"
-                f"{ms['floor']:>10.1f}{ms['ours'] / ms['keras']:>12.2f}"
-                f"{ms['ours+xla'] / ms['keras']:>11.2f}{ms['ours'] / ms['floor']:>12.2f}",
-                flush=True,
-            )
+            results.append(dict(cell=cell, steps=steps, policy=policy, ms=ms,
+                                checkpoint_every=checkpoint_interval(steps, args.checkpoint_every)))
+            print_time_row(results[-1], variants)
+    memory = []
     if not args.no_memory:
-        steps = max(args.steps)
         os.environ["BENCH_DTYPE_POLICY"] = args.dtype_policy[0]
-        print(f"\npeak memory of one training step at T={steps}, {args.dtype_policy[0]} (MiB)")
-        print(f"{'cell':<11}{'ours':>10}{'keras':>10}{'ours/keras':>12}")
+        lengths = [max(args.steps)] if args.no_sweep_memory else sorted(args.steps)
+        budget = args.budget_gib * 1024
+        print(f"\npeak memory of one training step, {args.dtype_policy[0]} (MiB; KiB per step of T)")
+        print(f"{'cell':<11}{'T':>5}" + "".join(f"{v:>9}" for v in ("ours", "ckpt", "keras", "floor"))
+              + f"{'ours/keras':>11}{'ckpt/keras':>11}{'ours KiB/T':>11}{'keras KiB/T':>12}")
         for cell in args.cells:
-            ours = measure_peak("ours", cell, args.batch, steps, args.dim, args.units)
-            keras_ = measure_peak("keras", cell, args.batch, steps, args.dim, args.units)
-            print(f"{cell:<11}{ours:>10.0f}{keras_:>10.0f}{ours / max(keras_, 1e-9):>12.2f}", flush=True)
-    return results
+            for steps in lengths:
+                mib = {v: measure_peak(v, cell, args.batch, steps, args.dim, args.units,
+                                       checkpoint_interval(steps, args.checkpoint_every) if v == "ckpt" else None)
+                       for v in ("ours", "ckpt", "keras", "floor")}
+                memory.append(dict(cell=cell, steps=steps, mib=mib))
+                print(f"{cell:<11}{steps:>5}" + "".join(f"{mib[v]:>9.0f}" for v in mib)
+                      + f"{mib['ours'] / mib['keras']:>11.2f}{mib['ckpt'] / mib['keras']:>11.2f}"
+                      f"{1024 * mib['ours'] / steps:>11.0f}{1024 * mib['keras'] / steps:>12.0f}", flush=True)
+            if len(lengths) > 1:
+                fits = []
+                for v in ("ours", "ckpt", "keras"):
+                    fit = longest_fitting([(m["steps"], m["mib"][v]) for m in memory if m["cell"] == cell], budget)
+                    fits.append(f"{v} " + ("no growth with T" if fit is None else
+                                           f"T ~ {fit[0]:,}" + (" (extrapolated)" if fit[1] else "")))
+                print(f"{'':<11}longest T in {args.budget_gib:g} GiB: " + ", ".join(fits))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"device": device, "batch": args.batch, "dim": args.dim, "units": args.units,
+                       "times": results, "memory": memory}, f, indent=1)
+    return results, memory
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@
 
 Tracing happens with the cuDNN kernel and XLA-compiled loops switched off, so the graph
 holds only ops every TensorFlow build has: an export made on a GPU machine serves on CPU.
+It also happens with the recurrences forward-only (`seqapps.layers.forward_only`): serving
+needs no gradient, and a SavedModel that carried our hand-written (custom) gradient would
+warn on every load that the gradient was not saved.
 """
 
 import json
@@ -17,7 +20,7 @@ import keras
 import tensorflow as tf
 
 import seqapps
-from seqapps.layers import compiled_loops, cudnn_allowed
+from seqapps.layers import compiled_loops, cudnn_allowed, forward_only
 
 
 def next_version_dir(export_dir):
@@ -49,11 +52,20 @@ def export_saved_model(export_dir, endpoints, *, track=(), metadata=None, versio
     track: Keras layers/models whose variables and lookup tables the functions use.
     Returns the version folder written.
     """
-    out = pathlib.Path(export_dir) / str(version) if version else next_version_dir(export_dir)
+    export_dir = pathlib.Path(export_dir)
+    for path in (export_dir, *export_dir.parents):  # checked before anything is traced
+        if path.exists():
+            if not path.is_dir():
+                raise ValueError(
+                    f"{path}: is a file, not a folder; the export writes numbered version "
+                    f"folders inside {export_dir}: pass a new or existing folder"
+                )
+            break
+    out = export_dir / str(version) if version else next_version_dir(export_dir)
     archive = keras.export.ExportArchive()
     for resource in track:
         archive.track(resource)
-    with cudnn_allowed(False), compiled_loops(False):
+    with cudnn_allowed(False), compiled_loops(False), forward_only(True):
         for i, (name, (fn, signature)) in enumerate(endpoints.items()):
             archive.add_endpoint(name, fn, input_signature=signature)
             if i == 0 and name != "serving_default":

@@ -58,12 +58,16 @@ class GRUCell(RecurrentCell):
         h = z * h_tm1_raw + (1.0 - z) * h_tilde
         return h, [h]
 
-    def fused_recurrence(self, xw, states, mask):
-        rec_bias = _read(self.bias)[1] if self.reset_after and self.use_bias else None
+    def fused_recurrence(self, x, states, mask, checkpoint_every=None):
+        bias = _read(self.bias) if self.use_bias else None
+        in_bias = rec_bias = None
+        if bias is not None:
+            in_bias, rec_bias = (bias[0], bias[1]) if self.reset_after else (bias, None)
         hs = fused.gru_recurrence(
-            xw, _read(self.recurrent_kernel), rec_bias, states[0], mask, self.reset_after
+            x, _read(self.recurrent_kernel), rec_bias, states[0], mask, self.reset_after,
+            kernel=_read(self.kernel), bias=in_bias, checkpoint_every=checkpoint_every, time_major=False,
         )
-        return hs, [hs[-1]]
+        return hs, [hs[:, -1]]
 
     def cudnn_recurrence(self, sequences, initial_state, mask, go_backwards, return_sequences):
         from keras.src import backend as tf_rnn  # Keras' cuDNN entry points

@@ -57,11 +57,13 @@ class LSTMCell(RecurrentCell):
         h = o * self.activation(c)
         return h, [h, c]
 
-    def fused_recurrence(self, xw, states, mask):
+    def fused_recurrence(self, x, states, mask, checkpoint_every=None):
         hs, c_last = fused.lstm_recurrence(
-            xw, _read(self.recurrent_kernel), states[0], states[1], mask
+            x, _read(self.recurrent_kernel), states[0], states[1], mask,
+            kernel=_read(self.kernel), bias=_read(self.bias) if self.use_bias else None,
+            checkpoint_every=checkpoint_every, time_major=False,
         )
-        return hs, [hs[-1], c_last]
+        return hs, [hs[:, -1], c_last]
 
     def cudnn_recurrence(self, sequences, initial_state, mask, go_backwards, return_sequences):
         from keras.src import backend as tf_rnn  # Keras' cuDNN entry points

@@ -8,8 +8,10 @@ Paths, chosen per call:
   * "reference": Keras' generic loop over our cell's `call` — the seeds' equations written
     one step at a time. Used for non-default activations, recurrent dropout, `unroll`, and
     whenever `implementation="reference"`.
-  * fused: one input-projection matmul for all steps plus the hand-written BPTT loops of
-    `seqapps.layers.fused`.
+  * fused: the hand-written BPTT loops of `seqapps.layers.fused` (input projection and
+    weight gradients one matmul per chunk of steps). `checkpoint_every=K` keeps only every
+    K-th state in the forward pass and recomputes inside each segment in the backward pass
+    (memory O(T/K + K) steps for very long sequences; same gradients).
   * cuDNN: on a GPU, for LSTM/GRU configurations the kernel supports, the fused cuDNN kernel
     fed with our weights (same layout as Keras). `cudnn_allowed(False)` turns it off, e.g.
     while tracing an export that must run on CPU-only serving.
@@ -44,7 +46,7 @@ class FusedRNN(keras.layers.RNN):
     """Base for our recurrent layers: `keras.layers.RNN` + the fast paths.
 
     Subclasses set `cell_class`, and the cell implements `fused_supported()`,
-    `fused_recurrence(xw, states, mask) -> (hs, last_states)` and optionally `cudnn_recurrence(...)`.
+    `fused_recurrence(x, states, mask, checkpoint_every) -> (hs, last_states)` and optionally `cudnn_recurrence(...)`.
     """
 
     cell_class = None
@@ -61,8 +63,16 @@ class FusedRNN(keras.layers.RNN):
         unroll=False,
         implementation="auto",
         use_cudnn="auto",
+        checkpoint_every=None,
         **kwargs,
     ):
+        if checkpoint_every is not None and (
+            isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int)
+            or checkpoint_every < 1
+        ):
+            raise ValueError(
+                f"checkpoint_every must be None or a positive integer, got {checkpoint_every!r}"
+            )
         if implementation in (1, 2):  # Keras' cell-level switch: both map to our default.
             implementation = "auto"
         if implementation not in IMPLEMENTATIONS:
@@ -83,6 +93,7 @@ class FusedRNN(keras.layers.RNN):
         self.input_spec = keras.layers.InputSpec(ndim=3)
         self.implementation = implementation
         self.use_cudnn = use_cudnn
+        self.checkpoint_every = checkpoint_every
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -133,27 +144,32 @@ class FusedRNN(keras.layers.RNN):
     def _fused_loop(self, sequences, initial_state, mask):
         import tensorflow as tf
 
-        # Time-major before the projection: transposing x [T, B, D] moves G times less
-        # memory than transposing xw [T, B, G*H] (and its gradient) would.
-        xw = self.cell.input_projection(tf.transpose(sequences, [1, 0, 2]))  # [T, B, GH]
-        mask_tm = None
+        # Batch-major in and out: the recurrence cuts x into chunks of steps and makes each
+        # chunk time-major itself, so no whole-sequence transposed copy of x, of the outputs
+        # or of their gradients is ever held. The input projection x W + b happens inside
+        # the recurrence, one chunk of steps at a time.
+        mask_tm = mask_bm = None
         if mask is not None:
-            mask_tm = tf.cast(tf.transpose(mask, [1, 0])[..., None], xw.dtype)
+            mask_bm = tf.cast(mask, sequences.dtype)[..., None]  # [B, T, 1]
         if self.go_backwards:
-            xw = tf.reverse(xw, [0])
-            mask_tm = None if mask_tm is None else tf.reverse(mask_tm, [0])
+            sequences = tf.reverse(sequences, [1])
+            mask_bm = None if mask_bm is None else tf.reverse(mask_bm, [1])
+        if mask_bm is not None:
+            mask_tm = tf.transpose(mask_bm, [1, 0, 2])  # [T, B, 1], B*T values
 
-        hs, last_states = self.cell.fused_recurrence(xw, list(initial_state), mask_tm)
+        hs, last_states = self.cell.fused_recurrence(
+            sequences, list(initial_state), mask_tm, self.checkpoint_every
+        )
         # Output at a padded step: zeros, or the last real step's output (Keras semantics:
         # the previous output, which is zero before the first real step).
         if mask is None:
             outputs = hs
         elif self.zero_output_for_mask:
-            outputs = hs * mask_tm
+            outputs = hs * mask_bm
         else:
-            seen_real = tf.cast(tf.math.cumsum(mask_tm, axis=0) > 0, hs.dtype)
+            seen_real = tf.cast(tf.math.cumsum(mask_bm, axis=1) > 0, hs.dtype)
             outputs = hs * seen_real
-        return outputs[-1], tf.transpose(outputs, [1, 0, 2]), list(last_states)
+        return outputs[:, -1], outputs, list(last_states)
 
     def get_config(self):
         config = super().get_config()
@@ -164,6 +180,7 @@ class FusedRNN(keras.layers.RNN):
         config.update(cell_config)
         config["implementation"] = self.implementation
         config["use_cudnn"] = self.use_cudnn
+        config["checkpoint_every"] = self.checkpoint_every
         return config
 
     @classmethod

@@ -29,11 +29,13 @@ class SimpleRNNCell(RecurrentCell):
     def fused_supported(self):
         return is_default_activation(self.activation, "tanh")
 
-    def fused_recurrence(self, xw, states, mask):
+    def fused_recurrence(self, x, states, mask, checkpoint_every=None):
         hs = fused.simple_rnn_recurrence(
-            xw, _read(self.recurrent_kernel), states[0], mask
+            x, _read(self.recurrent_kernel), states[0], mask,
+            kernel=_read(self.kernel), bias=_read(self.bias) if self.use_bias else None,
+            checkpoint_every=checkpoint_every, time_major=False,
         )
-        return hs, [hs[-1]]
+        return hs, [hs[:, -1]]
 
     def get_config(self):
         config = super().get_config()

@@ -147,8 +147,6 @@ def clean_env():
     return {k: v for k, v in os.environ.items() if k in keep}
 
 
-@pytest.mark.xfail(strict=True, reason="until the fused layers' exports stop carrying custom gradients "
-                   "(engineer A's change to seqapps/layers and seqapps/export.py): remove this mark then")
 def test_loading_the_export_emits_no_warning(export_dir):
     code = (
         "import warnings, json\n"
@@ -166,8 +164,6 @@ def test_loading_the_export_emits_no_warning(export_dir):
     assert "WARNING:absl" not in proc.stderr and "custom gradient" not in proc.stderr, proc.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="until the fused layers' exports stop carrying custom gradients "
-                   "(engineer A's change to seqapps/layers and seqapps/export.py): remove this mark then")
 def test_predict_with_an_export_in_a_fresh_shell_writes_nothing_to_stderr(export_dir):
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     proc = subprocess.run(

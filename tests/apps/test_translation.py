@@ -204,6 +204,8 @@ def test_export_answers_like_the_translator_without_seqapps(tmp_path):
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     proc = subprocess.run([sys.executable, "-I", "-c", code, str(out), json.dumps(sources)],
                           capture_output=True, text=True, cwd=tmp_path, env=env, check=True)
+    # Traced forward-only: no custom-gradient function in the SavedModel, so no absl warning.
+    assert "WARNING:absl" not in proc.stderr and "custom gradient" not in proc.stderr, proc.stderr
     served = json.loads(proc.stdout.strip().splitlines()[-1])
     for name, reference in (("serving_default", expected), ("greedy", expected_greedy)):
         for key in ("translation", "tokens", "length", "truncated"):

@@ -138,6 +138,8 @@ def test_train_evaluate_translate_export_on_the_subword_path(tmp_path):
     proc = subprocess.run([sys.executable, "-I", "-c", code, str(out), json.dumps(sentences)],
                           capture_output=True, text=True, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    # Traced forward-only: no custom-gradient function in the SavedModel, so no absl warning.
+    assert "WARNING:absl" not in proc.stderr and "custom gradient" not in proc.stderr, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == [r["translation"] for r in expected]
     # Without `import tensorflow_text` the export does not load (the pitfall the README names).
     bare = code.replace("import tensorflow_text  # noqa: F401\n", "")

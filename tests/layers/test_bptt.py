@@ -262,3 +262,121 @@ def test_all_ones_mask_equals_no_mask(kind):
     outs_b, _, grads_b = _value_and_grads(fused_fn, args, ones, proj)
     for a, b in zip(outs_a + grads_a, outs_b + grads_b):
         assert_close(a, b, atol=1e-6)
+
+
+# --- chunks and checkpoints (issue #18) ------------------------------------------------
+# The default path cuts time into chunks of fused._CHUNK steps; the checkpointed path keeps
+# only every K-th state and recomputes. Both against plain autodiff, with T not a multiple
+# of the chunk, masks, and the input projection done inside (kernel and bias given).
+
+
+def _with_projection(kind, steps, batch, dim, units, rng, mask):
+    args, mask_t = _inputs(kind, steps, batch, units, tf.float32, rng, mask)
+    gates = CASES[kind][0]
+    x = tf.constant(rng.normal(size=(steps, batch, dim)), tf.float32)
+    kernel = tf.constant(rng.normal(0, 0.5, size=(dim, gates * units)), tf.float32)
+    bias = tf.constant(rng.normal(size=(gates * units,)), tf.float32)
+    return x, kernel, bias, args[1:], mask_t
+
+
+LONG_MASK = np.array(
+    [[1] * 7, [1, 1, 1, 1, 0, 0, 0], [0, 0, 1, 1, 1, 0, 1]], dtype=bool
+)  # T=7, B=3: a real step after padding, an all-real row, a short row
+
+
+# (default chunk, checkpoint_every): chunks of 1, 3 and 32 steps on the default path; with
+# checkpoints the chunk is checkpoint_every (1, 3, all 7 steps, more than T).
+PATHS = [(1, None), (3, None), (32, None), (32, 1), (32, 3), (32, 7), (32, 20)]
+
+
+@pytest.mark.parametrize("chunk,checkpoint_every", PATHS,
+                         ids=[f"chunk{c}" if k is None else f"ckpt{k}" for c, k in PATHS])
+@pytest.mark.parametrize("masked", [False, True], ids=["nomask", "mask"])
+@pytest.mark.parametrize("kind", list(CASES))
+def test_chunks_and_checkpoints_match_autodiff(kind, masked, chunk, checkpoint_every,
+                                              monkeypatch):
+    monkeypatch.setattr(fused, "_CHUNK", chunk)
+    steps, batch, dim, units = 7, 3, 4, 5
+    rng = np.random.default_rng(7)
+    x, kernel, bias, rest, mask = _with_projection(
+        kind, steps, batch, dim, units, rng, LONG_MASK if masked else None
+    )
+    proj = _loss_weights(kind, steps, batch, units, tf.float32, rng, False)
+    _, fused_fn, plain_fn, _ = CASES[kind]
+    diff = [x, kernel, bias] + rest
+
+    def project(x, kernel, bias):
+        return tf.einsum("tbd,dg->tbg", x, kernel) + bias
+
+    def run(fn, plain):
+        with tf.GradientTape() as tape:
+            tape.watch(diff)
+            if plain:
+                outs = fn(project(x, kernel, bias), *rest, _plain_mask(mask, x))
+            else:
+                outs = _projected_call(kind, x, kernel, bias, rest, mask, checkpoint_every)
+            outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+            loss = sum(tf.reduce_sum(o * p) for o, p in zip(outs, proj))
+        return outs, tape.gradient(loss, diff)
+
+    outs_f, grads_f = run(fused_fn, False)
+    outs_p, grads_p = run(plain_fn, True)
+    for a, b in zip(outs_f, outs_p):
+        assert_close(a, b)
+    for i, (a, b) in enumerate(zip(grads_f, grads_p)):
+        assert a is not None, i
+        assert_close(a, b, atol=5e-5, rtol=5e-5, msg=f"gradient {i}")
+
+
+def _projected_call(kind, x, kernel, bias, rest, mask, checkpoint_every):
+    kw = dict(kernel=kernel, bias=bias, checkpoint_every=checkpoint_every)
+    if kind == "simple_rnn":
+        return fused.simple_rnn_recurrence(x, *rest, mask, **kw)
+    if kind == "lstm":
+        return fused.lstm_recurrence(x, *rest, mask, **kw)
+    if kind == "gru_reset_after":
+        u, b, h0 = rest
+        return fused.gru_recurrence(x, u, b, h0, mask, True, **kw)
+    if kind == "gru_reset_after_nobias":
+        u, h0 = rest
+        return fused.gru_recurrence(x, u, None, h0, mask, True, **kw)
+    u, h0 = rest
+    return fused.gru_recurrence(x, u, None, h0, mask, False, **kw)
+
+
+@pytest.mark.parametrize("kind", list(CASES))
+def test_checkpointed_gradients_equal_the_default_path_in_tf_function(kind, monkeypatch):
+    """Graph mode (the training step's), batch-major as the layers call it: checkpointed
+    gradients equal the default path's."""
+    monkeypatch.setattr(fused, "_CHUNK", 4)
+    steps, batch, dim, units = 11, 3, 4, 5
+    rng = np.random.default_rng(8)
+    x, kernel, bias, rest, _ = _with_projection(kind, steps, batch, dim, units, rng, None)
+    x_bm = tf.transpose(x, [1, 0, 2])
+    mask = tf.constant((rng.random((steps, batch, 1)) > 0.3).astype("float32"))
+    weights = tf.constant(rng.normal(size=(batch, steps, units)), tf.float32)
+
+    @tf.function
+    def grads(checkpoint_every):
+        diff = [x_bm, kernel, bias] + rest
+        with tf.GradientTape() as tape:
+            tape.watch(diff)
+            kw = dict(kernel=kernel, bias=bias, checkpoint_every=checkpoint_every,
+                      time_major=False)
+            if kind == "lstm":
+                hs, c = fused.lstm_recurrence(x_bm, *rest, mask, **kw)
+                loss = tf.reduce_sum(hs * weights) + tf.reduce_sum(c)
+            elif kind == "simple_rnn":
+                loss = tf.reduce_sum(fused.simple_rnn_recurrence(x_bm, *rest, mask, **kw) * weights)
+            else:
+                reset = kind != "gru_reset_before"
+                u, *more = rest
+                b = more[0] if kind == "gru_reset_after" else None
+                hs = fused.gru_recurrence(x_bm, u, b, more[-1], mask, reset, **kw)
+                loss = tf.reduce_sum(hs * weights)
+        return tape.gradient(loss, diff)
+
+    default = grads(None)
+    for k in (2, 5):
+        for a, b in zip(grads(k), default):
+            assert_close(a, b, atol=1e-5)
