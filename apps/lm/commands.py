@@ -226,7 +226,8 @@ def train(run_dir, data=None, *, level=None, model=None, order=None, cell=None, 
     standard = training.standard_callbacks(run_dir, monitor=None if include_validation else "val_loss",
                                            patience=patience, tensorboard=tensorboard,
                                            lr_decay=config["lr_decay"],
-                                           lr_decay_min_delta=config.get("lr_decay_min_delta", 0.0))
+                                           lr_decay_min_delta=config.get("lr_decay_min_delta", 0.0),
+                                           seed=config.get("seed"))  # windows are not shuffled
     extra = []
     if max_minutes:
         extra.append(TimeLimit(max_minutes))

@@ -332,7 +332,7 @@ def train(args):
             print(f"resuming {member_dir}: {done} epoch(s) already finished")
         callbacks = training.standard_callbacks(
             member_dir, monitor=None if final_fit else "val_accuracy", mode="max", patience=args.patience,
-            lr_decay=config.get("lr_decay"),
+            lr_decay=config.get("lr_decay"), seed=seed, shuffled=train_ds,  # resumes reproduce
         )
         if getattr(args, "max_minutes", None):
             callbacks.append(TimeBudget(args.max_minutes / len(members)))

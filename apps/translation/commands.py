@@ -261,14 +261,15 @@ class TimeBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def training_callbacks(run_dir, monitor, patience, lr_decay=None):
+def training_callbacks(run_dir, monitor, patience, lr_decay=None, seed=None, shuffled=()):
     """The shared callbacks; with `--monitor val_bleu`, early stopping waits 5 epochs
-    because BLEU is noise until the model starts to translate."""
+    because BLEU is noise until the model starts to translate. `seed`/`shuffled`: a resumed
+    run draws the uninterrupted run's dropout and batch order (training.EpochSeeds)."""
     from seqapps import training
 
     return training.standard_callbacks(  # monitor None: a final fit, see train
         run_dir, monitor=monitor, patience=patience, lr_decay=lr_decay,
-        start_from_epoch=5 if monitor == "val_bleu" else 0,
+        start_from_epoch=5 if monitor == "val_bleu" else 0, seed=seed, shuffled=shuffled,
     )
 
 
@@ -349,7 +350,7 @@ def train(args):
         refs = validation_references(config, data, args.val_bleu_sentences)
         callbacks.append(ValidationBleu(run_texts, refs))
     callbacks += training_callbacks(run_dir, None if final_fit else args.monitor, args.patience,
-                                    config["lr_decay"])
+                                    config["lr_decay"], seed=args.seed, shuffled=train_ds)
     if getattr(args, "max_minutes", None):
         callbacks.append(TimeBudget(args.max_minutes))
     done = training.finished_epochs(run_dir)

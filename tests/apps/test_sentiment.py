@@ -167,6 +167,12 @@ def test_interrupted_training_resumes_at_the_next_epoch(tmp_path, monkeypatch):
     monkeypatch.setattr(training, "standard_callbacks", original)
     run(args)
     assert [r["epoch"] for r in history(run_dir)] == ["0", "1", "2", "3"]
+    # The same command never interrupted: the same dropout and batch order, the same history.
+    straight = tmp_path / "straight"
+    run([a if a != str(run_dir) else str(straight) for a in args])
+    for resumed, uninterrupted in zip(history(run_dir), history(straight)):
+        for key in ("loss", "val_loss", "val_accuracy"):
+            assert float(resumed[key]) == pytest.approx(float(uninterrupted[key]), rel=1e-4), key
 
 
 def test_resuming_with_other_settings_is_refused(trained):

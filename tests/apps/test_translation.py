@@ -295,6 +295,12 @@ def test_interrupted_training_resumes_at_the_next_epoch(tmp_path, monkeypatch):
     monkeypatch.setattr(training, "standard_callbacks", original)
     run(args)
     assert [r["epoch"] for r in history(run_dir)] == ["0", "1", "2"]
+    # The same command never interrupted: the same dropout and batch order, the same history.
+    straight = tmp_path / "straight"
+    run([a if a != str(run_dir) else str(straight) for a in args])
+    for resumed, uninterrupted in zip(history(run_dir), history(straight)):
+        for key in ("loss", "val_loss"):
+            assert float(resumed[key]) == pytest.approx(float(uninterrupted[key]), rel=1e-4), key
 
 
 def test_translate_evaluate_export_from_the_command_line(cli_run, capsys):
