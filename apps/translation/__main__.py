@@ -30,8 +30,9 @@ def add_data_arguments(p):
                         "files (train.en, val.en, test.en, ...), a tab-separated pair file or .zip "
                         "(the Anki spa-eng.zip), or 'SRC_FILE,TGT_FILE' (two line-aligned files)")
     p.add_argument("--raw", action="store_true",
-                   help="bundled Multi30k: train on the raw cased files instead of the tokenized "
-                        "lowercased ones (the model lowercases either way)")
+                   help="--vocab word on the bundled Multi30k: train on the raw cased files "
+                        "instead of the tokenized lowercased ones (the word model lowercases "
+                        "either way); --vocab subword always reads the raw files")
     p.add_argument("--max-train", type=int, default=None,
                    help="train on a seeded subset of N pairs (quick runs; default: all)")
     from seqapps.cli import add_data_file_arguments
@@ -57,12 +58,13 @@ def add_model_arguments(p):
                    help="dropout on embeddings, between layers and before the softmax (default 0.3)")
     p.add_argument("--label-smoothing", type=float, default=DEFAULTS["label_smoothing"],
                    help="label smoothing of the training loss (default 0.1)")
-    p.add_argument("--vocab", default="word", choices=["word", "subword"],
-                   help="word: Moses-style lowercased words, rare ones [UNK] (default); subword: "
-                        "a SentencePiece model per language learned on the raw cased training "
-                        "text (byte fallback: no character is ever unknown), tokenized in the "
-                        "graph by tensorflow-text; needs raw training text (--raw for the "
-                        "bundled Multi30k)")
+    p.add_argument("--vocab", default="subword", choices=["subword", "word"],
+                   help="subword (default): a SentencePiece model per language learned on the "
+                        "raw cased training text (byte fallback: no character is ever unknown), "
+                        "tokenized in the graph by tensorflow-text; translations come out cased "
+                        "and detokenized; reads the raw files (--raw implied). word: Moses-style "
+                        "lowercased words, rare ones [UNK] (the default before; the bundled "
+                        "Multi30k's tokenized lowercased files unless --raw)")
     p.add_argument("--subword-vocab-size", type=int, default=8000,
                    help="--vocab subword: at most N pieces per language, the 256 byte pieces "
                         "included (default 8000)")

@@ -285,7 +285,8 @@ def run_config(args):
     if getattr(args, "skip_bad_lines", False):
         config["skip_bad_lines"] = True
     if getattr(args, "vocab", "word") == "subword":  # likewise: word runs' configs as before
-        config.update(vocab="subword", subword_vocab_size=args.subword_vocab_size)
+        # Subword pieces are learned from real text: the raw cased files, always.
+        config.update(vocab="subword", subword_vocab_size=args.subword_vocab_size, raw=True)
     return config
 
 

@@ -236,7 +236,7 @@ def write_parallel_folder(folder):
     return folder
 
 
-TINY = ["--units", "16", "--embedding-dim", "16", "--batch-size", "8", "--min-count", "1",
+TINY = ["--vocab", "word", "--units", "16", "--embedding-dim", "16", "--batch-size", "8", "--min-count", "1",
         "--learning-rate", "0.01", "--val-bleu-sentences", "8", "--quiet", "--seed", "1",
         "--attention", "bahdanau", "--beam", "2"]
 

@@ -16,7 +16,7 @@ from seqapps.training import CONFIG
 
 from tests.apps.test_translation import PLACES, SUBJECTS, VERBS
 
-FAST = ["--units", "16", "--embedding-dim", "16", "--batch-size", "8", "--min-count", "1",
+FAST = ["--vocab", "word", "--units", "16", "--embedding-dim", "16", "--batch-size", "8", "--min-count", "1",
         "--epochs", "1", "--no-evaluate", "--val-bleu-sentences", "4", "--seed", "1",
         "--attention", "bahdanau", "--beam", "1"]
 

@@ -157,3 +157,36 @@ def test_subword_refuses_tokenized_training_text(tmp_path):
     with pytest.raises(SystemExit, match="raw cased text"):
         run(["train", "--data", str(folder), "--run-dir", str(tmp_path / "run"), *TINY])
     assert not (tmp_path / "run").exists()
+
+
+def test_the_default_is_the_cased_subword_model_on_a_tab_separated_file(tmp_path):
+    """No --vocab: a user's own pair file trains SentencePiece pieces on its raw text, and
+    translations come out cased, with no unknown-word token for characters never seen."""
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("".join(f"{en}\t{de}\n" for en, de in zip(RAW_EN * 6, RAW_DE * 6)), encoding="utf-8")
+    run_dir = tmp_path / "run"
+    default = [a for a in TINY if a not in ("--vocab", "subword")]
+    run(["train", "--data", str(pairs), "--run-dir", str(run_dir), "--epochs", "1", "--no-evaluate", *default])
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["vocab"] == "subword" and config["raw"] is True
+    assert all((run_dir / name).exists() for name in SUBWORD_MODELS.values())
+    results = run(["translate", "--run-dir", str(run_dir), "--beam", "1", "Ωμέγα 中文 😀 Straße"])
+    assert "[UNK]" not in results[0]["translation"] and "\u2047" not in results[0]["translation"]
+    assert "<unk>" not in results[0]["tokens"]
+
+
+def test_de_en_with_luong_attention_and_an_attention_plot_on_pieces(tmp_path):
+    data = write_raw_folder(tmp_path / "raw")
+    run_dir = tmp_path / "de-en"
+    default = [a for a in TINY if a not in ("--vocab", "subword")]
+    run(["train", "--data", str(data), "--run-dir", str(run_dir), "--pair", "de-en", "--attention", "luong",
+         "--epochs", "1", "--no-evaluate", *default])
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["pair"] == "de-en" and config["vocab"] == "subword"
+    plot = tmp_path / "attention.png"
+    results = run(["translate", "--run-dir", str(run_dir), "--beam", "1", "--plot-attention", str(plot),
+                   "Ein Mann fährt Fahrrad."])
+    assert plot.stat().st_size > 0
+    # The source side is German pieces: the German model tokenized the input.
+    assert (run_dir / "subword.source.model").read_bytes() != (run_dir / "subword.target.model").read_bytes()
+    assert isinstance(results[0]["translation"], str)
