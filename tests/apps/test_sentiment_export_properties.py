@@ -19,12 +19,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apps.sentiment.model import SentimentPipeline, build_model
 from seqapps.data import vectorizer_from_vocabulary
 from seqapps.export import export_saved_model
+from tests.apps.export_properties import SECONDS_PER_CALL, SETTINGS
 
 WORDS = ["good", "bad", "film", "story", "not", "never", "dull", "great"]
 UNKNOWN = ["zyzzyva", "qwxq", "blorft"]
@@ -32,10 +33,6 @@ VOCAB = ["", "[UNK]"] + WORDS
 MAX_LENGTH = 50
 LABELS = ["negative", "positive"]
 OUTPUTS = {"probabilities", "label", "class_id", "num_tokens", "num_unknown", "truncated"}
-SECONDS_PER_CALL = 60.0  # generous: two loaded cores shared by several test runs
-SETTINGS = settings(max_examples=12, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                           HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture(scope="module")

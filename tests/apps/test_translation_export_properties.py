@@ -18,22 +18,19 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apps.translation.model import build_model
 from apps.translation.text import make_vectorizer
 from apps.translation.translator import Translator
+from tests.apps.export_properties import SECONDS_PER_CALL, SETTINGS
 
 WORDS = ["ein", "mann", "hund", "rennt", "zwei", "frauen", "auf", "dem", "gras"]
 SOURCE_VOCAB = ["", "[UNK]"] + WORDS
 TARGET_VOCAB = ["", "[UNK]", "[start]", "[end]"] + ["a", "man", "dog", "runs", "two", "women"]
 MAX_SOURCE, MAX_OUTPUT = 200, 60
 SIGNATURES = ("serving_default", "greedy")
-SECONDS_PER_CALL = 60.0  # generous: two loaded cores shared by several test runs
-SETTINGS = settings(max_examples=12, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                           HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture(scope="module")
