@@ -64,8 +64,10 @@ def build_step(variant, cell, batch, steps, dim, units, checkpoint_every=None):
     if variant == "keras":
         layer = getattr(keras.layers, name)(units, return_sequences=True)
     else:
-        every = checkpoint_interval(steps, checkpoint_every) if variant == "ckpt" else None
-        layer = getattr(seqapps.layers, name)(units, return_sequences=True, checkpoint_every=every)
+        # Only the ckpt variant names the argument: `ours` then also builds with a release of
+        # seqapps.layers from before it existed (for before/after figures, PYTHONPATH=old tree).
+        every = {"checkpoint_every": checkpoint_interval(steps, checkpoint_every)} if variant == "ckpt" else {}
+        layer = getattr(seqapps.layers, name)(units, return_sequences=True, **every)
     layer.build((batch, steps, dim))
     reference = getattr(keras.layers, name)(units, return_sequences=True)
     reference.build((batch, steps, dim))
