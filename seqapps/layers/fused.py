@@ -69,27 +69,26 @@ _BACKWARD_PARALLEL = int(os.environ.get("SEQAPPS_RNN_BACKWARD_PARALLEL", "1"))
 
 
 @contextlib.contextmanager
-def compiled_loops(enabled):
-    """Temporarily enable/disable XLA compilation of the recurrence loops."""
-    previous = _COMPILE_LOOPS[0]
-    _COMPILE_LOOPS[0] = bool(enabled)
+def _switched(flag, enabled):
+    """Sets a one-element module flag for the duration of a `with` block."""
+    previous = flag[0]
+    flag[0] = bool(enabled)
     try:
         yield
     finally:
-        _COMPILE_LOOPS[0] = previous
+        flag[0] = previous
 
 
-@contextlib.contextmanager
+def compiled_loops(enabled):
+    """Temporarily enable/disable XLA compilation of the recurrence loops."""
+    return _switched(_COMPILE_LOOPS, enabled)
+
+
 def forward_only(enabled):
     """Temporarily trace the recurrences without their hand-written gradient (inference,
     exports). Gradients of a forward-only recurrence come from TF's generic while-loop
     autodiff, if anyone asks for them."""
-    previous = _FORWARD_ONLY[0]
-    _FORWARD_ONLY[0] = bool(enabled)
-    try:
-        yield
-    finally:
-        _FORWARD_ONLY[0] = previous
+    return _switched(_FORWARD_ONLY, enabled)
 
 
 @functools.cache
