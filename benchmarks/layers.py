@@ -284,6 +284,7 @@ def main(argv=None):
                                            f"T ~ {fit[0]:,}" + (" (extrapolated)" if fit[1] else "")))
                 print(f"{'':<11}longest T in {args.budget_gib:g} GiB: " + ", ".join(fits))
     if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
             json.dump({"device": device, "batch": args.batch, "dim": args.dim, "units": args.units,
                        "times": results, "memory": memory}, f, indent=1)

@@ -96,6 +96,10 @@ def add_training_options(p):
     p.add_argument("--lr-decay", type=float, default=0.5,
                    help="multiply the learning rate by this after each epoch whose --monitor did "
                         "not improve; 1 = off (default 0.5)")
+    p.add_argument("--lr-decay-min-delta", type=float, default=0.01,
+                   help="with --monitor val_loss, a gain smaller than this (nats) counts as no "
+                        "improvement for --lr-decay, so a slowly creeping loss still halves the "
+                        "rate; 0 = only a loss that does not fall (default 0.01)")
     p.add_argument("--val-bleu-sentences", type=int, default=1014,
                    help="validation sentences translated with greedy decoding after each epoch "
                         "for val_bleu (logged in history.csv); 0 = do not compute it "

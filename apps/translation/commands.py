@@ -261,7 +261,8 @@ class TimeBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def training_callbacks(run_dir, monitor, patience, lr_decay=None, seed=None, shuffled=()):
+def training_callbacks(run_dir, monitor, patience, lr_decay=None, seed=None, shuffled=(),
+                       lr_decay_min_delta=0.0):
     """The shared callbacks; with `--monitor val_bleu`, early stopping waits 5 epochs
     because BLEU is noise until the model starts to translate. `seed`/`shuffled`: a resumed
     run draws the uninterrupted run's dropout and batch order (training.EpochSeeds)."""
@@ -269,6 +270,7 @@ def training_callbacks(run_dir, monitor, patience, lr_decay=None, seed=None, shu
 
     return training.standard_callbacks(  # monitor None: a final fit, see train
         run_dir, monitor=monitor, patience=patience, lr_decay=lr_decay,
+        lr_decay_min_delta=lr_decay_min_delta if monitor == "val_loss" else 0.0,
         start_from_epoch=5 if monitor == "val_bleu" else 0, seed=seed, shuffled=shuffled,
     )
 
@@ -278,6 +280,9 @@ def run_config(args):
     config.update(seed=args.seed, batch_size=args.batch_size,  # tune: the search picks the rate
                   learning_rate=getattr(args, "learning_rate", None),
                   clipnorm=args.clipnorm, monitor=args.monitor, lr_decay=args.lr_decay)
+    # Written only when set, so run folders from before the option existed still resume.
+    if getattr(args, "lr_decay_min_delta", 0.0):
+        config["lr_decay_min_delta"] = args.lr_decay_min_delta
     # How the data files are read; written only when not the default, so the run folders of
     # earlier versions still resume.
     if getattr(args, "encoding", "utf-8") not in (None, "utf-8"):
@@ -351,7 +356,8 @@ def train(args):
         refs = validation_references(config, data, args.val_bleu_sentences)
         callbacks.append(ValidationBleu(run_texts, refs))
     callbacks += training_callbacks(run_dir, None if final_fit else args.monitor, args.patience,
-                                    config["lr_decay"], seed=args.seed, shuffled=train_ds)
+                                    config["lr_decay"], seed=args.seed, shuffled=train_ds,
+                                    lr_decay_min_delta=config.get("lr_decay_min_delta", 0.0))
     if getattr(args, "max_minutes", None):
         callbacks.append(TimeBudget(args.max_minutes))
     done = training.finished_epochs(run_dir)

@@ -322,6 +322,19 @@ _N_SAVED = {
     "lstm": lambda reset_after: 1,
     "gru": lambda reset_after: 2 if reset_after else 1,
 }
+# Of those, what the default path keeps for the whole sequence (the first _N_KEPT): GRU's
+# candidate projection h_{t-1} U_h + b_h (reset_after) is rebuilt in the backward pass, one
+# [K*B, H] x [H, H] matmul per chunk, instead of a [T, B, H] tensor kept from the forward
+# (25 MiB at T=400, B=64, H=256).
+_N_KEPT = {"simple_rnn": 0, "lstm": 1, "gru": 1}
+
+
+def _gru_candidate_projection(h_prev, weights):
+    """h_{t-1} U_h + b_h for a chunk's steps: [L, B, H] from h_prev [L, B, H]."""
+    u, recurrent_bias = weights
+    units = tf.shape(h_prev)[-1]
+    flat = tf.matmul(_flat(h_prev), u[:, 2 * units :]) + recurrent_bias[2 * units :]
+    return tf.reshape(flat, tf.shape(h_prev))
 
 
 def _chunk_backward(kind, reset_after, mask, d_hs, d_carry, prev, cur, saved, weights):
@@ -430,13 +443,13 @@ def _forward(kind, reset_after, x, kernel, bias, weights, states, mask, chunk, k
     """
     t_total = _steps(x, tm)
     n_chunks = (t_total + chunk - 1) // chunk
-    n_saved = _N_SAVED[kind](reset_after)
+    n_kept = _N_KEPT[kind]
     starts_ta = tuple(tf.TensorArray(s.dtype, size=n_chunks, element_shape=s.shape) for s in states)
     hs = _new_sequence(x, states[0], n_chunks, in_place)
     # Only the saved activations are kept (h is the output; LSTM's c is rebuilt from the
-    # gates), as lists of chunks that the backward pass pops, last chunk first.
+    # gates, GRU's h U_h + b_h from h), as lists of chunks that the backward pass pops, last first.
     kept = tuple(
-        list_ops.empty_tensor_list(None, x.dtype) for _ in range(n_saved if keep else 0)
+        list_ops.empty_tensor_list(None, x.dtype) for _ in range(n_kept if keep else 0)
     )
 
     def body(c, states, starts_ta, hs, kept):
@@ -498,6 +511,8 @@ def _backward(kind, reset_after, x, kernel, bias, weights, states, mask, chunk, 
             xw = _project(x_c, kernel, bias)
             cur, saved, _ = _run(_chunk_forward, kind, reset_after, xw, m, first, weights)
         prev = tuple(tf.concat([f[None], s[:-1]], 0) for f, s in zip(first, cur))
+        if keep and len(saved) < _N_SAVED[kind](reset_after):
+            saved += (_gru_candidate_projection(prev[0], weights),)
         d_pre, carry = _run(
             _chunk_backward, kind, reset_after, m, _time_slice(d_hs, start, end, tm), carry, prev,
             cur, saved, weights,
