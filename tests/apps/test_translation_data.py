@@ -96,3 +96,21 @@ def test_every_verb_takes_verbose_and_train_and_tune_take_the_data_file_options(
     if verb in ("train", "tune"):
         args = parser().parse_args([verb, *required, "--encoding", "cp1252", "--skip-bad-lines"])
         assert (args.encoding, args.skip_bad_lines) == ("cp1252", True)
+
+
+@pytest.mark.parametrize("extra, monitor, expected", [
+    ([], "val_loss", 0.01),  # the default: a slowly creeping loss still halves the rate
+    (["--lr-decay-min-delta", "0"], "val_loss", 0.0),
+    ([], "val_bleu", 0.0),  # a gain in nats means nothing for BLEU
+])
+def test_lr_decay_min_delta_reaches_the_decay_and_the_run_config(tmp_path, extra, monitor, expected):
+    from apps.translation.commands import run_config, training_callbacks
+    from seqapps.training import DecayOnPlateau
+
+    args = parser().parse_args(["train", "--run-dir", str(tmp_path / "r"), "--monitor", monitor, *extra])
+    config = run_config(args)
+    assert config.get("lr_decay_min_delta", 0.0) == (0.0 if extra else 0.01)
+    callbacks = training_callbacks(tmp_path / "r", monitor, 3, config["lr_decay"],
+                                   lr_decay_min_delta=config.get("lr_decay_min_delta", 0.0))
+    (decay,) = [c for c in callbacks if isinstance(c, DecayOnPlateau)]
+    assert decay.min_delta == pytest.approx(expected)
