@@ -1,4 +1,9 @@
-"""What the hypothesis tests of the exported signatures share (issue #17)."""
+"""What the tests of the exported signatures share: hypothesis settings (issue #17) and a
+serving process that cannot import this project."""
+
+import os
+import subprocess
+import sys
 
 from hypothesis import HealthCheck, settings
 
@@ -7,3 +12,17 @@ SECONDS_PER_CALL = 60.0  # generous: two loaded cores shared by several test run
 SETTINGS = settings(max_examples=12, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.function_scoped_fixture])
+
+
+# A fresh interpreter in isolated mode that cannot import seqapps or apps: what a serving
+# process that has only TensorFlow (and the op libraries it imports) sees.
+NO_PROJECT = "import sys, json; sys.modules['seqapps'] = None; sys.modules['apps'] = None\n"
+
+
+def serving_process(code, *argv, cwd):
+    """Runs NO_PROJECT + code with argv in a fresh isolated interpreter, from cwd (outside the
+    repository), without PYTHONPATH; returns the CompletedProcess (text, both streams)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    return subprocess.run([sys.executable, "-I", "-c", NO_PROJECT + code, *map(str, argv)],
+                          capture_output=True, text=True, cwd=cwd, env=env)

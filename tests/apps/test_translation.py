@@ -8,7 +8,6 @@ dozen Multi30k-like pairs.
 import csv
 import functools
 import json
-import os
 import pathlib
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from apps.translation.__main__ import run
 from apps.translation.model import build_model
 from apps.translation.text import detokenize_strings, make_vectorizer, tokenize
 from apps.translation.translator import Translator
+from tests.apps.export_properties import serving_process
 
 SOURCE_VOCAB = ["", "[UNK]"] + [str(d) for d in range(10)]
 TARGET_VOCAB = ["", "[UNK]", "[start]", "[end]"] + [str(d) for d in range(10)]
@@ -186,10 +186,7 @@ def test_export_answers_like_the_translator_without_seqapps(tmp_path):
     encoded = [s.encode("utf-8", "surrogateescape") for s in sources]
     expected = translator.translate_full(encoded)
     expected_greedy = translator.translate_full(encoded, beam_width=1)
-    # A fresh interpreter in isolated mode, outside the repository, that cannot import
-    # seqapps or apps.
     code = (
-        "import sys, json; sys.modules['seqapps'] = None; sys.modules['apps'] = None\n"
         "import tensorflow as tf\n"
         "m = tf.saved_model.load(sys.argv[1])\n"
         "texts = [s.encode('utf-8', 'surrogateescape') for s in json.loads(sys.argv[2])]\n"
@@ -200,10 +197,8 @@ def test_export_answers_like_the_translator_without_seqapps(tmp_path):
         "                    for k, v in r.items()}\n"
         "print(json.dumps(result))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    proc = subprocess.run([sys.executable, "-I", "-c", code, str(out), json.dumps(sources)],
-                          capture_output=True, text=True, cwd=tmp_path, env=env, check=True)
+    proc = serving_process(code, out, json.dumps(sources), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
     # Traced forward-only: no custom-gradient function in the SavedModel, so no absl warning.
     assert "WARNING:absl" not in proc.stderr and "custom gradient" not in proc.stderr, proc.stderr
     served = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -6,9 +6,7 @@ string itself for the round trip, the in-memory translator for the export.
 """
 
 import json
-import os
 import re
-import subprocess
 import sys
 
 import keras
@@ -23,6 +21,7 @@ from apps.translation.model import build_model
 from apps.translation.text import (SUBWORD_MODELS, UNK_ID, SubwordVectorizer,
                                    python_subword_tokenize, train_subword_model)
 from apps.translation.translator import Translator
+from tests.apps.export_properties import serving_process
 
 RAW_DE = ["Ein Mann fährt Fahrrad.", "Zwei Hunde spielen im Schnee.", "Eine Frau liest ein Buch.",
           "Kinder spielen auf der Straße.", "Der Mann trägt einen roten Hut.",
@@ -126,25 +125,20 @@ def test_train_evaluate_translate_export_on_the_subword_path(tmp_path):
     # A fresh process that imports only tensorflow and tensorflow_text (which registers the
     # SentencePiece ops the export needs), outside the repository.
     code = (
-        "import sys, json; sys.modules['seqapps'] = None; sys.modules['apps'] = None\n"
         "import tensorflow as tf\n"
         "import tensorflow_text  # noqa: F401\n"
         "m = tf.saved_model.load(sys.argv[1])\n"
         "r = m.signatures['serving_default'](sources=tf.constant(json.loads(sys.argv[2])))\n"
         "print(json.dumps([t.decode() for t in r['translation'].numpy()]))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    proc = subprocess.run([sys.executable, "-I", "-c", code, str(out), json.dumps(sentences)],
-                          capture_output=True, text=True, cwd=tmp_path, env=env)
+    proc = serving_process(code, out, json.dumps(sentences), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     # Traced forward-only: no custom-gradient function in the SavedModel, so no absl warning.
     assert "WARNING:absl" not in proc.stderr and "custom gradient" not in proc.stderr, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == [r["translation"] for r in expected]
     # Without `import tensorflow_text` the export does not load (the pitfall the README names).
     bare = code.replace("import tensorflow_text  # noqa: F401\n", "")
-    proc = subprocess.run([sys.executable, "-I", "-c", bare, str(out), json.dumps(sentences)],
-                          capture_output=True, text=True, cwd=tmp_path, env=env)
+    proc = serving_process(bare, out, json.dumps(sentences), cwd=tmp_path)
     assert proc.returncode != 0 and "Sentencepiece" in proc.stderr
 
 
