@@ -1,6 +1,7 @@
 """What the tests of the exported signatures share: hypothesis settings (issue #17) and a
 serving process that cannot import this project."""
 
+import json
 import os
 import subprocess
 import sys
@@ -26,3 +27,12 @@ def serving_process(code, *argv, cwd):
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     return subprocess.run([sys.executable, "-I", "-c", NO_PROJECT + code, *map(str, argv)],
                           capture_output=True, text=True, cwd=cwd, env=env)
+
+
+def served_answer(proc):
+    """The JSON a serving_process printed last, after checking it ran and loaded quietly: an
+    export is traced forward-only, so it carries no custom-gradient function and TF logs no
+    absl warning about one on load."""
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "WARNING:absl" not in proc.stderr and "custom gradient" not in proc.stderr, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -21,7 +21,7 @@ from apps.translation.__main__ import run
 from apps.translation.model import build_model
 from apps.translation.text import detokenize_strings, make_vectorizer, tokenize
 from apps.translation.translator import Translator
-from tests.apps.export_properties import serving_process
+from tests.apps.export_properties import served_answer, serving_process
 
 SOURCE_VOCAB = ["", "[UNK]"] + [str(d) for d in range(10)]
 TARGET_VOCAB = ["", "[UNK]", "[start]", "[end]"] + [str(d) for d in range(10)]
@@ -197,11 +197,7 @@ def test_export_answers_like_the_translator_without_seqapps(tmp_path):
         "                    for k, v in r.items()}\n"
         "print(json.dumps(result))\n"
     )
-    proc = serving_process(code, out, json.dumps(sources), cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    # Traced forward-only: no custom-gradient function in the SavedModel, so no absl warning.
-    assert "WARNING:absl" not in proc.stderr and "custom gradient" not in proc.stderr, proc.stderr
-    served = json.loads(proc.stdout.strip().splitlines()[-1])
+    served = served_answer(serving_process(code, out, json.dumps(sources), cwd=tmp_path))
     for name, reference in (("serving_default", expected), ("greedy", expected_greedy)):
         for key in ("translation", "tokens", "length", "truncated"):
             assert served[name][key] == reference[key], (name, key)
