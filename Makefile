@@ -9,11 +9,13 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
+# PYTHONWARNINGS reaches pip's build subprocess: setuptools' editable-install notice (a box of
+# asterisks on stderr at every `make demo`) is about its own build, not about this project.
 install: $(PY)
-	$(PY) -m pip install --quiet -e .
+	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet -e .
 
 install-dev: $(PY)
-	$(PY) -m pip install --quiet -e ".[dev]"
+	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet -e ".[dev]"
 
 # Main job on bundled data: train the sentiment model on SST-2, export it, query the export.
 demo: install
