@@ -172,6 +172,7 @@ def build_from_config(config, source_vocab_size, target_vocab_size, *, jit_compi
         source_vocab_size, target_vocab_size, num_layers=config["layers"],
         learning_rate=config["learning_rate"], clipnorm=config["clipnorm"],
         label_smoothing=config["label_smoothing"], jit_compile=jit_compile,
+        tie_embeddings=config.get("tie_embeddings", False),  # absent in older run folders
         **{k: config[k] for k in MODEL_KEYS})
 
 
@@ -280,8 +281,9 @@ def run_config(args):
     config.update(seed=args.seed, batch_size=args.batch_size,  # tune: the search picks the rate
                   learning_rate=getattr(args, "learning_rate", None),
                   clipnorm=args.clipnorm, monitor=args.monitor, lr_decay=args.lr_decay)
-    # Written only when set, so run folders from before the option existed still resume.
-    if getattr(args, "lr_decay_min_delta", 0.0):
+    # Written only when set, so run folders from before the option existed still resume; and
+    # only with --monitor val_loss, the one monitor it applies to (see training_callbacks).
+    if getattr(args, "lr_decay_min_delta", 0.0) and args.monitor == "val_loss":
         config["lr_decay_min_delta"] = args.lr_decay_min_delta
     # How the data files are read; written only when not the default, so the run folders of
     # earlier versions still resume.
@@ -289,6 +291,8 @@ def run_config(args):
         config["encoding"] = args.encoding
     if getattr(args, "skip_bad_lines", False):
         config["skip_bad_lines"] = True
+    if getattr(args, "tie_embeddings", False):
+        config["tie_embeddings"] = True
     if getattr(args, "vocab", "word") == "subword":  # likewise: word runs' configs as before
         # Subword pieces are learned from real text: the raw cased files, always.
         config.update(vocab="subword", subword_vocab_size=args.subword_vocab_size, raw=True)
