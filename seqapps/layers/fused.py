@@ -207,12 +207,13 @@ def _gru_step(xw_t, states, weights, reset_after):
         rz, rr, rh = tf.split(tf.matmul(h, u) + recurrent_bias, 3, axis=-1)
         z, r = tf.sigmoid(xz + rz), tf.sigmoid(xr + rr)
         h_tilde = tf.tanh(xh + r * rh)
-        saved = (tf.concat([z, r, h_tilde], -1), rh)
     else:
         rz, rr = tf.split(tf.matmul(h, u[:, : 2 * units]), 2, axis=-1)
         z, r = tf.sigmoid(xz + rz), tf.sigmoid(xr + rr)
         h_tilde = tf.tanh(xh + tf.matmul(r * h, u[:, 2 * units :]))
-        saved = (tf.concat([z, r, h_tilde], -1),)  # r * h_prev is recomputed from r and h
+    # Not saved: r * h_prev (reset_before) and h_prev U_h + b_h (reset_after) are rebuilt in
+    # the backward pass from h_prev (see `_backward_saved`).
+    saved = (tf.concat([z, r, h_tilde], -1),)
     h_new = h_tilde + z * (h - h_tilde)  # = z * h + (1 - z) * h~
     return (h_new,), saved
 
@@ -285,9 +286,7 @@ def _chunk_forward(kind, reset_after, xw, mask, states, weights):
         saved_ta = tuple(ta.write(t, s) for ta, s in zip(saved_ta, saved))
         return t + 1, new_states, states_ta, saved_ta
 
-    saved_ta = tuple(
-        tf.TensorArray(xw.dtype, size=steps) for _ in range(_N_SAVED[kind](reset_after))
-    )
+    saved_ta = tuple(tf.TensorArray(xw.dtype, size=steps) for _ in range(_N_SAVED[kind]))
     _, last, states_ta, saved_ta = tf.while_loop(
         lambda t, *_: t < steps,
         body,
@@ -317,16 +316,12 @@ def _lstm_cell_states(c_first, acts, mask):
     return cs_ta.stack()
 
 
-_N_SAVED = {
-    "simple_rnn": lambda reset_after: 0,
-    "lstm": lambda reset_after: 1,
-    "gru": lambda reset_after: 2 if reset_after else 1,
-}
-# Of those, what the default path keeps for the whole sequence (the first _N_KEPT): GRU's
-# candidate projection h_{t-1} U_h + b_h (reset_after) is rebuilt in the backward pass, one
-# [K*B, H] x [H, H] matmul per chunk, instead of a [T, B, H] tensor kept from the forward
-# (25 MiB at T=400, B=64, H=256).
-_N_KEPT = {"simple_rnn": 0, "lstm": 1, "gru": 1}
+# What each step saves for the backward pass (`_chunk_forward`'s saved values): LSTM its
+# gates (c is rebuilt from them), GRU its gates and candidate. GRU's candidate projection
+# h_{t-1} U_h + b_h (reset_after) is rebuilt in the backward pass instead, one [K*B, H] x
+# [H, H] matmul per chunk, rather than a [T, B, H] tensor kept from the forward (25 MiB at
+# T=400, B=64, H=256).
+_N_SAVED = {"simple_rnn": 0, "lstm": 1, "gru": 1}
 
 
 def _gru_candidate_projection(h_prev, weights):
@@ -335,6 +330,13 @@ def _gru_candidate_projection(h_prev, weights):
     units = tf.shape(h_prev)[-1]
     flat = tf.matmul(_flat(h_prev), u[:, 2 * units :]) + recurrent_bias[2 * units :]
     return tf.reshape(flat, tf.shape(h_prev))
+
+
+def _backward_saved(kind, reset_after, saved, prev, weights):
+    """What the cell's backward step reads: the saved values, plus what was not kept."""
+    if kind == "gru" and reset_after:
+        return saved + (_gru_candidate_projection(prev[0], weights),)
+    return saved
 
 
 def _chunk_backward(kind, reset_after, mask, d_hs, d_carry, prev, cur, saved, weights):
@@ -443,7 +445,7 @@ def _forward(kind, reset_after, x, kernel, bias, weights, states, mask, chunk, k
     """
     t_total = _steps(x, tm)
     n_chunks = (t_total + chunk - 1) // chunk
-    n_kept = _N_KEPT[kind]
+    n_kept = _N_SAVED[kind]
     starts_ta = tuple(tf.TensorArray(s.dtype, size=n_chunks, element_shape=s.shape) for s in states)
     hs = _new_sequence(x, states[0], n_chunks, in_place)
     # Only the saved activations are kept (h is the output; LSTM's c is rebuilt from the
@@ -479,16 +481,17 @@ def _forward(kind, reset_after, x, kernel, bias, weights, states, mask, chunk, k
 
 
 def _backward(kind, reset_after, x, kernel, bias, weights, states, mask, chunk, keep, tm,
-              hs, memo, d_hs, d_last, has_rb):
+              hs, memo, d_hs, d_last, has_rb, in_place=False):
     """Chunks in reverse order; per chunk the hand-written backward loop, then one matmul
     each for its share of dU, dW, db and its dX. Returns the gradients in the order
-    (dX, [dW], [db], dU, [d_recurrent_bias], d_initial_states...)."""
+    (dX, [dW], [db], dU, [d_recurrent_bias], d_initial_states...). in_place: dX is written
+    into one buffer, as `_forward`'s hs."""
     starts_ta, kept = memo
     rec_grads = CELLS[kind][2]
     n_states = len(states)
     t_total = _steps(x, tm)
     n_chunks = (t_total + chunk - 1) // chunk
-    d_x = _new_sequence(x, x, n_chunks, in_place=not keep)  # checkpointed: in place
+    d_x = _new_sequence(x, x, n_chunks, in_place)
     zeros = lambda v: tf.zeros_like(v) if v is not None else tf.zeros([], x.dtype)  # noqa: E731
     acc0 = (zeros(kernel), zeros(bias), tf.zeros_like(weights[0]),
             zeros(weights[1] if len(weights) > 1 else None))
@@ -511,8 +514,7 @@ def _backward(kind, reset_after, x, kernel, bias, weights, states, mask, chunk, 
             xw = _project(x_c, kernel, bias)
             cur, saved, _ = _run(_chunk_forward, kind, reset_after, xw, m, first, weights)
         prev = tuple(tf.concat([f[None], s[:-1]], 0) for f, s in zip(first, cur))
-        if keep and len(saved) < _N_SAVED[kind](reset_after):
-            saved += (_gru_candidate_projection(prev[0], weights),)
+        saved = _backward_saved(kind, reset_after, saved, prev, weights)
         d_pre, carry = _run(
             _chunk_backward, kind, reset_after, m, _time_slice(d_hs, start, end, tm), carry, prev,
             cur, saved, weights,
@@ -581,6 +583,7 @@ def _backward_whole(kind, reset_after, x, kernel, bias, weights, states, mask, t
     t_total = _steps(x, tm)
     x_t = _time_slice(x, 0, t_total, tm)
     prev = tuple(tf.concat([f[None], v[:-1]], 0) for f, v in zip(states, cur))
+    saved = _backward_saved(kind, reset_after, saved, prev, weights)
     d_pre, d_initial = _run(
         _chunk_backward, kind, reset_after, mask, _time_slice(d_hs, 0, t_total, tm),
         tuple(d_last), prev, cur, saved, weights,
@@ -612,6 +615,9 @@ def _recurrence(kind, inputs, u, states, mask, kernel, bias, recurrent_bias, res
     if checkpoint_every is not None and int(checkpoint_every) < 1:
         raise ValueError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}")
     chunk, keep = (int(checkpoint_every), False) if checkpoint_every else (_CHUNK, True)
+    # The checkpointed path writes hs and dX into one buffer each (see `_new_sequence`); the
+    # default and inference paths join chunks, which is faster.
+    in_place = not keep
     weights_rb = recurrent_bias
     if kind == "gru" and reset_after and recurrent_bias is None:
         weights_rb = tf.zeros([tf.shape(u)[-1]], u.dtype)
@@ -661,7 +667,7 @@ def _recurrence(kind, inputs, u, states, mask, kernel, bias, recurrent_bias, res
                                             time_major)
         else:
             hs, last, memo = _forward(kind, reset_after, x, k, b, weights, init, mask, chunk,
-                                      keep, time_major, in_place=not keep)
+                                      keep, time_major, in_place=in_place)
         if kind == "lstm":
             outputs = (hs, last[1])  # only the last cell state leaves: no dC sequence
         else:
@@ -679,7 +685,8 @@ def _recurrence(kind, inputs, u, states, mask, kernel, bias, recurrent_bias, res
                                         time_major, memo, d_hs, d_last, has[3])
             else:
                 grads = _backward(kind, reset_after, x, k, b, weights, init, mask, chunk, keep,
-                                  time_major, hs if keep else None, memo, d_hs, d_last, has[3])
+                                  time_major, hs if keep else None, memo, d_hs, d_last, has[3],
+                                  in_place=in_place)
             return _first_order_only(d_hs, grads)
 
         return outputs, grad
