@@ -94,11 +94,11 @@ class Texts:
     """A run's text side: the source and target vectorizers (strings -> ids, in tf.data and
     in the translator's graph) and the target vocabulary (id -> token or piece).
 
-    Word path (`--vocab word`, the default): one `TextVectorization` per language over the
-    words counted on the training split (`vocab.source.txt`, `vocab.target.txt`). Subword
-    path (`--vocab subword`): one SentencePiece model per language learned on the raw
-    training text (`subword.source.model`, `subword.target.model`; the pieces are also
-    written to the vocab files, for people).
+    Subword path (`--vocab subword`, the default): one SentencePiece model per language
+    learned on the raw training text (`subword.source.model`, `subword.target.model`; the
+    pieces are also written to the vocab files, for people). Word path (`--vocab word`): one
+    `TextVectorization` per language over the words counted on the training split
+    (`vocab.source.txt`, `vocab.target.txt`).
     """
 
     def __init__(self, source, target, subword, target_vocabulary=None):
