@@ -123,32 +123,6 @@ def test_step_by_step_decoder_matches_teacher_forcing(attention, cell):
         np.testing.assert_allclose(step_logits, logits[:, t], atol=1e-5)
 
 
-@pytest.mark.parametrize("attention", ["none", "bahdanau"])
-def test_tied_output_layer_scores_with_the_target_embeddings(attention):
-    """--tie-embeddings: logits = h W E^T / sqrt(d) + b with E the target embedding itself
-    (NumPy), no [units, V] output matrix of its own, and decoding steps still match."""
-    keras.utils.set_random_seed(0)
-    tied = build_model(20, 15, attention=attention, units=16, embedding_dim=8, dropout=0.0,
-                       tie_embeddings=True)
-    untied = build_model(20, 15, attention=attention, units=16, embedding_dim=8, dropout=0.0)
-    shapes = sorted(tuple(w.shape) for w in tied.weights)
-    assert (16, 15) not in shapes and shapes.count((15, 8)) == 1  # only the embedding itself
-    assert tied.count_params() == untied.count_params() - 16 * 15 + 16 * 8
-    h = np.random.default_rng(0).normal(size=(3, 16)).astype("float32")
-    table = tied.target_embedding.embeddings.numpy()
-    w, b = tied.generator.projection.kernel.numpy(), tied.generator.bias.numpy()
-    b[:] = np.arange(15)  # a bias that is not zero
-    tied.generator.bias.assign(b)
-    np.testing.assert_allclose(tied.generator(h), h @ w @ table.T / np.sqrt(8) + b, rtol=1e-5, atol=1e-5)
-    source = np.array([[3, 4, 5, 0], [7, 8, 9, 3]], "int32")
-    target_in = np.array([[2, 5, 6], [2, 8, 9]], "int32")
-    logits = tied((source, target_in)).numpy()
-    state = tied.initial_decoder_state(tf.constant(source))
-    for t in range(target_in.shape[1]):
-        step_logits, state, _ = tied.decode_step(tf.constant(target_in[:, t]), state)
-        np.testing.assert_allclose(step_logits, logits[:, t], atol=1e-5)
-
-
 @pytest.mark.parametrize("attention", ["bahdanau", "luong"])
 def test_attention_weights_sum_to_one_and_are_zero_on_padding(attention):
     model = trained(attention).model
