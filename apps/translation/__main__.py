@@ -54,9 +54,6 @@ def add_model_arguments(p):
                    help="stacked layers in the encoder and in the decoder (default 1)")
     p.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=True,
                    help="bidirectional encoder (default on)")
-    p.add_argument("--tie-embeddings", action=argparse.BooleanOptionalAction, default=False,
-                   help="share the target embedding with the output layer (logits are dot products "
-                        "with the target piece vectors; default off)")
     p.add_argument("--dropout", type=float, default=DEFAULTS["dropout"],
                    help="dropout on embeddings, between layers and before the softmax (default 0.3)")
     p.add_argument("--label-smoothing", type=float, default=DEFAULTS["label_smoothing"],

@@ -172,7 +172,6 @@ def build_from_config(config, source_vocab_size, target_vocab_size, *, jit_compi
         source_vocab_size, target_vocab_size, num_layers=config["layers"],
         learning_rate=config["learning_rate"], clipnorm=config["clipnorm"],
         label_smoothing=config["label_smoothing"], jit_compile=jit_compile,
-        tie_embeddings=config.get("tie_embeddings", False),  # absent in older run folders
         **{k: config[k] for k in MODEL_KEYS})
 
 
@@ -291,8 +290,6 @@ def run_config(args):
         config["encoding"] = args.encoding
     if getattr(args, "skip_bad_lines", False):
         config["skip_bad_lines"] = True
-    if getattr(args, "tie_embeddings", False):
-        config["tie_embeddings"] = True
     if getattr(args, "vocab", "word") == "subword":  # likewise: word runs' configs as before
         # Subword pieces are learned from real text: the raw cased files, always.
         config.update(vocab="subword", subword_vocab_size=args.subword_vocab_size, raw=True)

@@ -84,37 +84,12 @@ class AttentiveDecoderCell(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="seqapps_translation")
-class TiedOutput(layers.Layer):
-    """Logits `h W E^T / sqrt(d) + b` over an `Embedding`'s rows (the tied output layer).
-
-    `W` maps the decoder output to the embedding size. The 1/sqrt(d) keeps the logits' scale
-    near 1 with the unit-variance embeddings the inputs need (see `_embedding_init`): unscaled,
-    they start with std ~8 at d = 256 and the first updates go to undoing that.
-    """
-
-    def __init__(self, embedding, **kwargs):
-        super().__init__(**kwargs)
-        object.__setattr__(self, "embedding", embedding)  # owned (and saved) by the model
-        self.projection = layers.Dense(embedding.output_dim, use_bias=False, name="projection")
-
-    def build(self, input_shape):
-        self.projection.build(input_shape)
-        self.bias = self.add_weight(shape=(self.embedding.input_dim,), initializer="zeros", name="bias")
-        self.built = True
-
-    def call(self, h):
-        table = ops.cast(self.embedding.embeddings, h.dtype)
-        scale = 1.0 / float(self.embedding.output_dim) ** 0.5
-        return ops.matmul(self.projection(h), ops.transpose(table)) * scale + self.bias
-
-
-@keras.saving.register_keras_serializable(package="seqapps_translation")
 class Seq2Seq(keras.Model):
     """`model((source_ids [B, S], target_in [B, T]))` -> logits `[B, T, target_vocab_size]`."""
 
     def __init__(self, source_vocab_size, target_vocab_size, cell="gru", units=256,
                  embedding_dim=256, num_layers=1, bidirectional=True, attention="bahdanau",
-                 dropout=0.2, scale_scores=True, tie_embeddings=False, **kwargs):
+                 dropout=0.2, scale_scores=True, **kwargs):
         super().__init__(**kwargs)
         if attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}; got {attention!r}")
@@ -123,8 +98,7 @@ class Seq2Seq(keras.Model):
         self.settings = dict(source_vocab_size=source_vocab_size, target_vocab_size=target_vocab_size,
                              cell=cell, units=units, embedding_dim=embedding_dim,
                              num_layers=num_layers, bidirectional=bidirectional,
-                             attention=attention, dropout=dropout, scale_scores=scale_scores,
-                             tie_embeddings=tie_embeddings)
+                             attention=attention, dropout=dropout, scale_scores=scale_scores)
         self.attention_type = attention
         Rnn, Cell = CELLS[cell]
         self.states_per_layer = 2 if cell == "lstm" else 1
@@ -155,14 +129,7 @@ class Seq2Seq(keras.Model):
                               if attention == "luong" else None)
             self.decoder = [Rnn(units, return_sequences=True, name=f"decoder_{i}") for i in range(num_layers)]
         self.combine = None if attention == "none" else layers.Dense(units, activation="tanh", name="combine")
-        # Tied output embedding (Press & Wolf 2017): the logits are the decoder output's dot
-        # products with the target embeddings, so a piece's input and output vectors are one,
-        # and the largest matrix of the model (vocab x dim) is learned once.
-        self.tie_embeddings = tie_embeddings
-        if tie_embeddings:
-            self.generator = TiedOutput(self.target_embedding, name="generator")
-        else:
-            self.generator = layers.Dense(target_vocab_size, name="generator")
+        self.generator = layers.Dense(target_vocab_size, name="generator")
 
     def build(self, input_shape=None):
         # Every weight's shape follows from the settings: build them all on a 1-token batch.
