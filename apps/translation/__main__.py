@@ -18,7 +18,7 @@ further.
 
 import argparse
 
-from apps.translation import DEFAULTS  # light: no TensorFlow import
+from apps.translation import DEFAULTS, SUBWORD_VOCAB_SIZE  # light: no TensorFlow import
 from seqapps import cli
 
 
@@ -65,9 +65,9 @@ def add_model_arguments(p):
                         "and detokenized; reads the raw files (--raw implied). word: Moses-style "
                         "lowercased words, rare ones [UNK] (the default before; the bundled "
                         "Multi30k's tokenized lowercased files unless --raw)")
-    p.add_argument("--subword-vocab-size", type=int, default=8000,
+    p.add_argument("--subword-vocab-size", type=int, default=SUBWORD_VOCAB_SIZE,
                    help="--vocab subword: at most N pieces per language, the 256 byte pieces "
-                        "included (default 8000)")
+                        f"included (default {SUBWORD_VOCAB_SIZE})")
     p.add_argument("--min-count", type=int, default=DEFAULTS["min_count"],
                    help="words seen fewer times in training become [UNK] (default 2)")
     p.add_argument("--max-vocab", type=int, default=None,

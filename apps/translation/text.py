@@ -20,6 +20,7 @@ import re
 import keras
 import tensorflow as tf
 
+from apps.translation import SUBWORD_VOCAB_SIZE  # the default pieces per language (why: there)
 from seqapps.data import count_tokens, padded_batches, vectorizer_from_vocabulary, vocabulary_from_counts
 
 START_TOKEN, END_TOKEN = "[start]", "[end]"
@@ -175,7 +176,7 @@ def batches(pairs, source_vectorizer, target_vectorizer, batch_size, *, shuffle=
 # <unk>. Ids 0-3 are padding, <unk>, <s>, </s>: PAD_ID, UNK_ID, START_ID, END_ID above.
 
 SUBWORD_MODELS = {"source": "subword.source.model", "target": "subword.target.model"}
-SUBWORD_VOCAB_SIZE = 8000
+
 
 
 def subword_standardize(text):
