@@ -92,7 +92,7 @@ def load_config(run_dir):
 
 def standard_callbacks(
     run_dir, *, monitor="val_loss", mode="auto", patience=3, tensorboard=True, start_from_epoch=0,
-    lr_decay=None, lr_decay_min_delta=0.0, seed=None, shuffled=(),
+    lr_decay=None, lr_decay_min_delta=0.0, stop_min_lr=0.0, seed=None, shuffled=(),
 ):
     """Resume, best checkpoint, early stopping, TensorBoard, CSV history, NaN guard.
 
@@ -106,6 +106,7 @@ def standard_callbacks(
     did not improve (the optimizer's learning rate is part of the backup, so a resumed run
     keeps its decayed rate); an improvement smaller than `lr_decay_min_delta` counts as none
     (on a loss in nats, 0.01 is a 1 % perplexity gain), which decays earlier on a slow slope.
+    `stop_min_lr` (> 0): training stops after the epoch whose decay took the rate below it.
     `monitor=None` (no validation data: a final fit on train+validation) keeps the last
     epoch as best.keras, never stops early and never decays.
     `seed` (the run's --seed) adds `EpochSeeds(seed, shuffled)` first: dropout, the global
@@ -149,7 +150,7 @@ def standard_callbacks(
         callbacks.insert(0, DecayOnPlateau(
             best_so_far=replay_best(run_dir, monitor, maximize=maximize, min_delta=lr_decay_min_delta)[0],
             monitor=monitor, mode=mode, factor=lr_decay, patience=0, min_delta=lr_decay_min_delta,
-            min_lr=1e-6, verbose=1))
+            min_lr=1e-6, verbose=1, stop_below=stop_min_lr))
     if patience:
         callbacks.append(
             ResumedEarlyStopping(
@@ -208,16 +209,27 @@ class ResumedEarlyStopping(keras.callbacks.EarlyStopping):
 
 
 class DecayOnPlateau(keras.callbacks.ReduceLROnPlateau):
-    """`ReduceLROnPlateau` that, in a resumed run, compares with the best value so far."""
+    """`ReduceLROnPlateau` that, in a resumed run, compares with the best value so far, and
+    with `stop_below` > 0 ends training after the epoch whose decay took the rate below it
+    (a run resumed below it stops after one epoch)."""
 
-    def __init__(self, best_so_far=None, **kwargs):
+    def __init__(self, best_so_far=None, stop_below=0.0, **kwargs):
         super().__init__(**kwargs)
         self.best_so_far = best_so_far
+        self.stop_below = float(stop_below or 0.0)
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         if self.best_so_far is not None:
             self.best = self.best_so_far
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        if self.stop_below and rate < self.stop_below:
+            print(f"learning rate {rate:.2g} is below --stop-min-lr {self.stop_below:g}: "
+                  f"stopping after epoch {epoch + 1}")
+            self.model.stop_training = True
 
 
 def epoch_seed(seed, epoch, stream=0):

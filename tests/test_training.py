@@ -86,6 +86,28 @@ def test_lr_decay_min_delta_treats_a_small_gain_as_a_plateau(tmp_path, min_delta
     assert rates == expected_rates
 
 
+def test_stop_min_lr_ends_training_after_the_decay_below_it_and_a_resume_after_one_epoch(tmp_path):
+    import keras
+    import numpy as np
+
+    def fit(epochs, stop_min_lr):
+        # Frozen weights: the validation loss never improves, so every epoch after the
+        # first halves the rate: 1 -> .5 -> .25 -> .125 (below 0.2 after epoch 4).
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, trainable=False)])
+        model.compile(keras.optimizers.SGD(learning_rate=1.0), loss="mse")
+        x, y = np.ones((8, 3), "float32"), np.zeros((8, 1), "float32")
+        callbacks = training.standard_callbacks(tmp_path, patience=0, tensorboard=False, lr_decay=0.5,
+                                                stop_min_lr=stop_min_lr)
+        model.fit(x, y, validation_data=(x, y), epochs=epochs, callbacks=callbacks, verbose=0)
+
+    fit(10, stop_min_lr=0.2)
+    assert training.finished_epochs(tmp_path) == 4  # epoch 4 took the rate from .25 to .125
+    fit(10, stop_min_lr=0.2)  # extended: one more epoch, already below
+    assert training.finished_epochs(tmp_path) == 5
+    fit(7, stop_min_lr=0.0)  # off: trains on to --epochs
+    assert training.finished_epochs(tmp_path) == 7
+
+
 @pytest.mark.parametrize("gpu, tpu, cpu_bf16, expected", [
     (True, False, True, "mixed_float16"),
     (False, True, False, "mixed_bfloat16"),

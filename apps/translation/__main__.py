@@ -100,6 +100,10 @@ def add_training_options(p):
                    help="with --monitor val_loss, a gain smaller than this (nats) counts as no "
                         "improvement for --lr-decay, so a slowly creeping loss still halves the "
                         "rate; 0 = only a loss that does not fall (default 0.01)")
+    p.add_argument("--stop-min-lr", type=float, default=1e-5,
+                   help="stop training once --lr-decay has brought the learning rate below this: "
+                        "the epochs after it gain nothing (measured on Multi30k, see "
+                        "docs/benchmarks.md); 0 = train on (default 1e-5)")
     p.add_argument("--val-bleu-sentences", type=int, default=1014,
                    help="validation sentences translated with greedy decoding after each epoch "
                         "for val_bleu (logged in history.csv); 0 = do not compute it "

@@ -262,7 +262,7 @@ class TimeBudget(keras.callbacks.Callback):
 
 
 def training_callbacks(run_dir, monitor, patience, lr_decay=None, seed=None, shuffled=(),
-                       lr_decay_min_delta=0.0):
+                       lr_decay_min_delta=0.0, stop_min_lr=0.0):
     """The shared callbacks; with `--monitor val_bleu`, early stopping waits 5 epochs
     because BLEU is noise until the model starts to translate. `seed`/`shuffled`: a resumed
     run draws the uninterrupted run's dropout and batch order (training.EpochSeeds)."""
@@ -270,7 +270,7 @@ def training_callbacks(run_dir, monitor, patience, lr_decay=None, seed=None, shu
 
     return training.standard_callbacks(  # monitor None: a final fit, see train
         run_dir, monitor=monitor, patience=patience, lr_decay=lr_decay,
-        lr_decay_min_delta=lr_decay_min_delta if monitor == "val_loss" else 0.0,
+        lr_decay_min_delta=lr_decay_min_delta if monitor == "val_loss" else 0.0, stop_min_lr=stop_min_lr,
         start_from_epoch=5 if monitor == "val_bleu" else 0, seed=seed, shuffled=shuffled,
     )
 
@@ -284,6 +284,8 @@ def run_config(args):
     # only with --monitor val_loss, the one monitor it applies to (see training_callbacks).
     if getattr(args, "lr_decay_min_delta", 0.0) and args.monitor == "val_loss":
         config["lr_decay_min_delta"] = args.lr_decay_min_delta
+    if getattr(args, "stop_min_lr", 0.0):  # likewise
+        config["stop_min_lr"] = args.stop_min_lr
     # How the data files are read; written only when not the default, so the run folders of
     # earlier versions still resume.
     if getattr(args, "encoding", "utf-8") not in (None, "utf-8"):
@@ -358,7 +360,8 @@ def train(args):
         callbacks.append(ValidationBleu(run_texts, refs))
     callbacks += training_callbacks(run_dir, None if final_fit else args.monitor, args.patience,
                                     config["lr_decay"], seed=args.seed, shuffled=train_ds,
-                                    lr_decay_min_delta=config.get("lr_decay_min_delta", 0.0))
+                                    lr_decay_min_delta=config.get("lr_decay_min_delta", 0.0),
+                                    stop_min_lr=config.get("stop_min_lr", 0.0))
     if getattr(args, "max_minutes", None):
         callbacks.append(TimeBudget(args.max_minutes))
     done = training.finished_epochs(run_dir)

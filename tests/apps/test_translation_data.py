@@ -114,3 +114,17 @@ def test_lr_decay_min_delta_reaches_the_decay_and_the_run_config(tmp_path, extra
                                    lr_decay_min_delta=config.get("lr_decay_min_delta", 0.0))
     (decay,) = [c for c in callbacks if isinstance(c, DecayOnPlateau)]
     assert decay.min_delta == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("extra, expected", [([], 1e-5), (["--stop-min-lr", "0"], 0.0)])
+def test_stop_min_lr_reaches_the_decay_and_the_run_config(tmp_path, extra, expected):
+    from apps.translation.commands import run_config, training_callbacks
+    from seqapps.training import DecayOnPlateau
+
+    args = parser().parse_args(["train", "--run-dir", str(tmp_path / "r"), *extra])
+    config = run_config(args)
+    assert config.get("stop_min_lr", 0.0) == expected
+    callbacks = training_callbacks(tmp_path / "r", "val_loss", 3, config["lr_decay"],
+                                   stop_min_lr=config.get("stop_min_lr", 0.0))
+    (decay,) = [c for c in callbacks if isinstance(c, DecayOnPlateau)]
+    assert decay.stop_below == pytest.approx(expected)
