@@ -305,6 +305,14 @@ def seed_generator_states(model):
     return states
 
 
+def member_dirs(run_dir, config):
+    """The folders of an ensemble's members: the run folder itself (the first), then
+    `members/1`, `members/2`, ... (`--ensemble K` in config.json; one model: the run folder
+    alone). Each member is a run of its own (checkpoints, history, resume) with seed SEED+i."""
+    run_dir = pathlib.Path(run_dir)
+    return [run_dir] + [run_dir / "members" / str(i) for i in range(1, int(config.get("ensemble") or 1))]
+
+
 def finished_epochs(run_dir):
     """How many epochs history.csv records (so a resumed run can report where it stands)."""
     return len(read_history(run_dir).get("epoch", []))

@@ -111,18 +111,11 @@ def load_data(config):
         raise error.renamed(data=config["data"], num_folds="--folds", fold="--fold") from None
 
 
-def member_dirs(run_dir, config):
-    """The folders of an ensemble's members: the run folder itself (the first), then
-    `members/1`, `members/2`, ... (`--ensemble K`; one model: the run folder alone)."""
-    run_dir = pathlib.Path(run_dir)
-    return [run_dir] + [run_dir / "members" / str(i) for i in range(1, int(config.get("ensemble") or 1))]
-
-
 def load_model(run_dir, config):
     """best.keras, or for an ensemble one model that averages its members' probabilities."""
     import keras
 
-    from seqapps.training import BEST
+    from seqapps.training import BEST, member_dirs
 
     paths = [d / BEST for d in member_dirs(run_dir, config)]
     for path in paths:
@@ -310,7 +303,7 @@ def train(args):
     print(f"vocabulary: {vocab_size} tokens (from the {'training and validation splits' if final_fit else 'training split'})")
 
     val_ds = None if final_fit else batches(data.validation, vectorizer, config, 256, shuffle=False)
-    members = member_dirs(run_dir, config)
+    members = training.member_dirs(run_dir, config)
     start = time.time()
     for i, member_dir in enumerate(members):
         if len(members) > 1:

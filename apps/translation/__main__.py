@@ -130,7 +130,13 @@ def parser():
                    help="score the best checkpoint on the test split at the end (default on)")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop after the last epoch that fits in this many minutes of training "
-                        "(default: no limit); run the command again to continue")
+                        "(default: no limit; an ensemble's members share it equally); run the "
+                        "command again to continue")
+    p.add_argument("--ensemble", type=int, default=1,
+                   help="train this many models, one after the other (seeds SEED, SEED+1, ...; "
+                        "members/1, members/2, ... in the run folder), and decode with the "
+                        "average of their probabilities at every step: evaluate, translate and "
+                        "export use them all (default 1)")
     p.set_defaults(run=cli.lazy_verb("apps.translation.commands", "train"))
 
     p = verbs.add_parser("evaluate", help="BLEU and chrF of a trained run, greedy vs beam")

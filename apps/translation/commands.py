@@ -176,18 +176,26 @@ def build_from_config(config, source_vocab_size, target_vocab_size, *, jit_compi
 
 
 def load_run(run_dir, args=None):
-    """`(Translator, config)` from a run folder: the best checkpoint and its vocabularies."""
-    from seqapps.training import BEST, load_config
+    """`(Translator, config)` from a run folder: the best checkpoint and its vocabularies
+    (an ensemble: every member's best checkpoint, decoding as one)."""
+    from apps.translation.ensemble import Ensemble
+    from seqapps.training import BEST, load_config, member_dirs
 
     run_dir = pathlib.Path(run_dir)
     config = load_config(run_dir)
-    if not (run_dir / BEST).exists():
-        raise FileNotFoundError(f"{run_dir / BEST} not found: training has not finished an epoch yet")
+    paths = [d / BEST for d in member_dirs(run_dir, config)]
+    for path in paths:
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: training has not finished an epoch yet")
     run_texts = texts(config, run_dir=run_dir)
-    model = build_from_config(config, *run_texts.sizes)
-    # best.keras holds the optimizer's slots too: build them, so they load quietly.
-    model.optimizer.build(model.trainable_variables)
-    model.load_weights(run_dir / BEST)
+    models = []
+    for path in paths:
+        model = build_from_config(config, *run_texts.sizes)
+        # best.keras holds the optimizer's slots too: build them, so they load quietly.
+        model.optimizer.build(model.trainable_variables)
+        model.load_weights(path)
+        models.append(model)
+    model = models[0] if len(models) == 1 else Ensemble(models)
     return run_texts.translator(model, args), config
 
 
@@ -286,6 +294,8 @@ def run_config(args):
         config["lr_decay_min_delta"] = args.lr_decay_min_delta
     if getattr(args, "stop_min_lr", 0.0):  # likewise
         config["stop_min_lr"] = args.stop_min_lr
+    if (getattr(args, "ensemble", None) or 1) > 1:  # likewise
+        config["ensemble"] = args.ensemble
     # How the data files are read; written only when not the default, so the run folders of
     # earlier versions still resume.
     if getattr(args, "encoding", "utf-8") not in (None, "utf-8"):
@@ -321,6 +331,8 @@ def train(args):
 
     if args.monitor == "val_bleu" and not args.val_bleu_sentences:
         raise ValueError("--monitor val_bleu needs --val-bleu-sentences > 0")
+    if getattr(args, "ensemble", None) is not None and args.ensemble < 1:
+        raise ValueError(f"--ensemble must be at least 1; got {args.ensemble}")
     strategy = training.distribution_strategy(args.strategy)  # before any other TF op
     training.set_seed(args.seed)
     training.configure_precision(args.mixed_precision)
@@ -345,35 +357,43 @@ def train(args):
     print(f"vocabularies: source {sizes[0]}, target {sizes[1]} {what}")
 
     source_vectorizer, target_vectorizer = run_texts.source_vectorizer, run_texts.target_vectorizer
-    train_ds = text.batches(data.train, source_vectorizer, target_vectorizer, args.batch_size,
-                            shuffle=True, max_length=config["max_length"], seed=args.seed)
     val_ds = None if final_fit else text.batches(data.validation, source_vectorizer, target_vectorizer, 128)
-    with strategy.scope():
-        model = build_from_config(config, *sizes, jit_compile=args.jit)
-    training.prepare_for_strategy(model, strategy)
-    if not args.quiet:
-        model.summary()
-
-    callbacks = []
+    refs = None
     if args.val_bleu_sentences and not final_fit:
         refs = validation_references(config, data, args.val_bleu_sentences)
-        callbacks.append(ValidationBleu(run_texts, refs))
-    callbacks += training_callbacks(run_dir, None if final_fit else args.monitor, args.patience,
-                                    config["lr_decay"], seed=args.seed, shuffled=train_ds,
-                                    lr_decay_min_delta=config.get("lr_decay_min_delta", 0.0),
-                                    stop_min_lr=config.get("stop_min_lr", 0.0))
-    if getattr(args, "max_minutes", None):
-        callbacks.append(TimeBudget(args.max_minutes))
-    done = training.finished_epochs(run_dir)
-    if done:
-        print(f"resuming {run_dir}: {done} epoch(s) already finished")
+    members = training.member_dirs(run_dir, config)
     start = time.time()
-    with strategy.scope():  # the batch in train_ds is the global batch, split over replicas
-        model.fit(train_ds, validation_data=val_ds, epochs=args.epochs, callbacks=callbacks,
-                  shuffle=False,  # tf.data reshuffles each epoch (Keras' default True warns)
-                  verbose=progress_verbosity(args))
+    # An ensemble (--ensemble K) is K runs of the same model with seeds SEED, SEED+1, ...,
+    # one after the other, each with its share of --max-minutes; decoding averages them.
+    for i, member_dir in enumerate(members):
+        if len(members) > 1:
+            print(f"ensemble member {i + 1} of {len(members)}: {member_dir}")
+        seed = args.seed + i
+        training.set_seed(seed)
+        member_dir.mkdir(parents=True, exist_ok=True)
+        train_ds = text.batches(data.train, source_vectorizer, target_vectorizer, args.batch_size,
+                                shuffle=True, max_length=config["max_length"], seed=seed)
+        with strategy.scope():
+            model = build_from_config(config, *sizes, jit_compile=args.jit)
+        training.prepare_for_strategy(model, strategy)
+        if not args.quiet and i == 0:
+            model.summary()
+        callbacks = [] if refs is None else [ValidationBleu(run_texts, refs)]
+        callbacks += training_callbacks(member_dir, None if final_fit else args.monitor, args.patience,
+                                        config["lr_decay"], seed=seed, shuffled=train_ds,
+                                        lr_decay_min_delta=config.get("lr_decay_min_delta", 0.0),
+                                        stop_min_lr=config.get("stop_min_lr", 0.0))
+        if getattr(args, "max_minutes", None):
+            callbacks.append(TimeBudget(args.max_minutes / len(members)))
+        done = training.finished_epochs(member_dir)
+        if done:
+            print(f"resuming {member_dir}: {done} epoch(s) already finished")
+        with strategy.scope():  # the batch in train_ds is the global batch, split over replicas
+            model.fit(train_ds, validation_data=val_ds, epochs=args.epochs, callbacks=callbacks,
+                      shuffle=False,  # tf.data reshuffles each epoch (Keras' default True warns)
+                      verbose=progress_verbosity(args))
+        training.plot_learning_curves(member_dir)
     seconds = time.time() - start
-    training.plot_learning_curves(run_dir)
 
     report = {"train_seconds_this_session": round(seconds, 1),
               "epochs_finished": training.finished_epochs(run_dir)}
@@ -505,6 +525,7 @@ def export(args):
         "data": config["data"] or "multi30k (bundled)",
         "source_vocabulary_size": len(translator.source_vectorizer.get_vocabulary()),
         "target_vocabulary_size": len(translator.target_vocabulary),
+        "ensemble": len(translator.models),
         "config": config,
         "metrics": {name: {k: v for k, v in r.items() if not isinstance(v, dict)}
                     for name, r in test.items()},

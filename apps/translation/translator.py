@@ -27,7 +27,8 @@ class Translator:
     """A trained `Seq2Seq` with its source vectorizer and target vocabulary.
 
     Args:
-        model: `apps.translation.model.Seq2Seq`.
+        model: `apps.translation.model.Seq2Seq`, or an `apps.translation.ensemble.Ensemble`
+            of them (the same decoding interface).
         source_vectorizer: the `TextVectorization` used in training.
         target_vocabulary: the target id table (id -> token).
         beam_width: default beam width (1 = greedy).
@@ -41,6 +42,7 @@ class Translator:
                  length_penalty=0.6, max_source_length=200, max_output_length=200,
                  target_detokenizer=None):
         self.model = model
+        self.models = list(getattr(model, "models", [model]))  # an Ensemble's members
         self.source_vectorizer = source_vectorizer
         self.target_detokenizer = target_detokenizer
         self.banned = [PAD_ID, START_ID] + ([UNK_ID] if target_detokenizer is not None else [])
@@ -191,7 +193,7 @@ class Translator:
                             "length": "output tokens", "source_length": "source tokens used",
                             "truncated": "source longer than max_source_length and cut"}}
         card.update(metadata or {})
-        track = [self.model, self.source_vectorizer]
+        track = [*self.models, self.source_vectorizer]
         if self.target_detokenizer is not None:
             track.append(self.target_detokenizer)
         return export_saved_model(export_dir, endpoints, track=track,
