@@ -3,6 +3,7 @@
     model.py       the Keras model (encoder, three decoders, the inference step)
     text.py        tokenization, vocabularies, tf.data pipelines
     translator.py  strings -> strings in one graph: decoding loops, export, attention plot
+    ensemble.py    several trained models decoding as one (`train --ensemble K`)
     evaluation.py  BLEU (tokenized lowercase and sacrebleu detokenized) and chrF
     commands.py    the verbs: train, evaluate, translate, export, tune
     __main__.py    the command line (`python -m apps.translation --help`)

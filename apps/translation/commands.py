@@ -397,6 +397,8 @@ def train(args):
 
     report = {"train_seconds_this_session": round(seconds, 1),
               "epochs_finished": training.finished_epochs(run_dir)}
+    if len(members) > 1:
+        report["members_epochs_finished"] = [training.finished_epochs(d) for d in members]
     if args.evaluate:
         eval_args = argparse.Namespace(run_dir=str(run_dir), split="test", beam=args.beam,
                                        length_penalty=args.length_penalty, max_eval=None,

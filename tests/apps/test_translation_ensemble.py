@@ -86,6 +86,7 @@ def test_train_an_ensemble_of_two_then_evaluate_translate_export(tmp_path):
     assert not np.allclose(first.generator.kernel.numpy(), second.generator.kernel.numpy())
     assert (run_dir / "members" / "1" / "history.csv").read_text().count("\n") == 2
     assert report["test"]["greedy"]["bleu_detok"] is not None
+    assert report["members_epochs_finished"] == [1, 1]
     assert run(argv[:-len(TINY)] + TINY)["epochs_finished"] == 1  # the same command: nothing to redo
 
     sentences = ["A man rides a bike.", "Ωμέγα 中文 😀", ""]
