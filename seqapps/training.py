@@ -313,6 +313,18 @@ def member_dirs(run_dir, config):
     return [run_dir] + [run_dir / "members" / str(i) for i in range(1, int(config.get("ensemble") or 1))]
 
 
+def start_members(members, base_seed):
+    """Yield `(i, member_dir, seed)` for each member in turn, trained one after the other: the
+    member's folder made, its seed SEED+i set, and (for more than one) its place printed."""
+    for i, member_dir in enumerate(members):
+        if len(members) > 1:
+            print(f"ensemble member {i + 1} of {len(members)}: {member_dir}")
+        seed = base_seed + i
+        set_seed(seed)
+        member_dir.mkdir(parents=True, exist_ok=True)
+        yield i, member_dir, seed
+
+
 def finished_epochs(run_dir):
     """How many epochs history.csv records (so a resumed run can report where it stands)."""
     return len(read_history(run_dir).get("epoch", []))

@@ -305,12 +305,7 @@ def train(args):
     val_ds = None if final_fit else batches(data.validation, vectorizer, config, 256, shuffle=False)
     members = training.member_dirs(run_dir, config)
     start = time.time()
-    for i, member_dir in enumerate(members):
-        if len(members) > 1:
-            print(f"ensemble member {i + 1} of {len(members)}: {member_dir}")
-        seed = args.seed + i
-        training.set_seed(seed)
-        member_dir.mkdir(parents=True, exist_ok=True)
+    for i, member_dir, seed in training.start_members(members, args.seed):
         train_ds = batches(fit_examples, vectorizer, config, args.batch_size, shuffle=True, seed=seed)
         with strategy.scope():
             model = build_from_config(config, vocab_size, len(data.label_names))

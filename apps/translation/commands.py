@@ -365,12 +365,7 @@ def train(args):
     start = time.time()
     # An ensemble (--ensemble K) is K runs of the same model with seeds SEED, SEED+1, ...,
     # one after the other, each with its share of --max-minutes; decoding averages them.
-    for i, member_dir in enumerate(members):
-        if len(members) > 1:
-            print(f"ensemble member {i + 1} of {len(members)}: {member_dir}")
-        seed = args.seed + i
-        training.set_seed(seed)
-        member_dir.mkdir(parents=True, exist_ok=True)
+    for i, member_dir, seed in training.start_members(members, args.seed):
         train_ds = text.batches(data.train, source_vectorizer, target_vectorizer, args.batch_size,
                                 shuffle=True, max_length=config["max_length"], seed=seed)
         with strategy.scope():
