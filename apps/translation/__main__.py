@@ -130,7 +130,8 @@ def parser():
                    help="score the best checkpoint on the test split at the end (default on)")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop after the last epoch that fits in this many minutes of training "
-                        "(default: no limit; an ensemble's members share it equally); run the "
+                        "(default: no limit; each ensemble member gets an equal share of the time "
+                        "left, so what one did not use goes to the next); run the "
                         "command again to continue")
     p.add_argument("--ensemble", type=int, default=1,
                    help="train this many models, one after the other (seeds SEED, SEED+1, ...; "

@@ -379,7 +379,10 @@ def train(args):
                                         lr_decay_min_delta=config.get("lr_decay_min_delta", 0.0),
                                         stop_min_lr=config.get("stop_min_lr", 0.0))
         if getattr(args, "max_minutes", None):
-            callbacks.append(TimeBudget(args.max_minutes / len(members)))
+            # Each member gets an equal share of what is left, so time a member did not need
+            # (stopped by --stop-min-lr or early stopping) goes to the members after it.
+            left = args.max_minutes - (time.time() - start) / 60
+            callbacks.append(TimeBudget(left / (len(members) - i)))
         done = training.finished_epochs(member_dir)
         if done:
             print(f"resuming {member_dir}: {done} epoch(s) already finished")

@@ -103,3 +103,28 @@ def test_an_ensemble_below_one_is_refused(tmp_path):
     data = write_raw_folder(tmp_path / "raw")
     with pytest.raises(SystemExit, match="--ensemble must be at least 1; got 0"):
         run(["train", "--data", str(data), "--run-dir", str(tmp_path / "run"), "--ensemble", "0", *TINY])
+
+
+def test_time_a_member_did_not_use_goes_to_the_members_after_it(tmp_path, monkeypatch):
+    """`--max-minutes 90 --ensemble 2`: a first member that stops after 10 minutes (by
+    --stop-min-lr, say) leaves 80 to the second, not the fixed half (45)."""
+    from apps.translation import commands
+
+    now = [1000.0]  # a clock that only moves when a member ends: each one takes 10 minutes
+    budgets = []
+
+    class RecordedBudget(keras.callbacks.Callback):
+        def __init__(self, minutes):
+            super().__init__()
+            budgets.append(minutes)
+
+        def on_train_end(self, logs=None):
+            now[0] += 600.0
+
+    monkeypatch.setattr(commands, "TimeBudget", RecordedBudget)
+    monkeypatch.setattr(commands, "time", type("Clock", (), {"time": staticmethod(lambda: now[0]),
+                                                              "perf_counter": staticmethod(lambda: now[0])}))
+    data = write_raw_folder(tmp_path / "raw")
+    run(["train", "--data", str(data), "--run-dir", str(tmp_path / "run"), "--epochs", "1",
+         "--ensemble", "2", "--max-minutes", "90", "--no-evaluate", *TINY])
+    assert budgets == pytest.approx([45.0, 80.0])
