@@ -398,6 +398,9 @@ def train(args):
     if len(members) > 1:
         report["members_epochs_finished"] = [training.finished_epochs(d) for d in members]
     if args.evaluate:
+        # Scored as `evaluate`, `translate` and `export` decode it, in float32, whatever
+        # --mixed-precision trained in (the weights are float32 either way).
+        training.configure_precision("off")
         eval_args = argparse.Namespace(run_dir=str(run_dir), split="test", beam=args.beam,
                                        length_penalty=args.length_penalty, max_eval=None,
                                        max_source_length=args.max_source_length,

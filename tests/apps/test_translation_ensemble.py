@@ -128,3 +128,25 @@ def test_time_a_member_did_not_use_goes_to_the_members_after_it(tmp_path, monkey
     run(["train", "--data", str(data), "--run-dir", str(tmp_path / "run"), "--epochs", "1",
          "--ensemble", "2", "--max-minutes", "90", "--no-evaluate", *TINY])
     assert budgets == pytest.approx([45.0, 80.0])
+
+
+def test_a_run_trained_in_bfloat16_is_scored_in_float32_as_evaluate_does(tmp_path, monkeypatch):
+    """`train --mixed-precision bfloat16` ends with the test score: it must be the one
+    `evaluate` (a float32 process) prints, so the checkpoint is decoded in float32."""
+    from apps.translation import commands
+
+    policies = []
+    evaluate = commands.evaluate
+
+    def recorded(args, data=None):
+        policies.append(keras.mixed_precision.global_policy().name)
+        return evaluate(args, data=data)
+
+    monkeypatch.setattr(commands, "evaluate", recorded)
+    data = write_raw_folder(tmp_path / "raw")
+    try:
+        run(["train", "--data", str(data), "--run-dir", str(tmp_path / "run"), "--epochs", "1",
+             "--mixed-precision", "bfloat16", *TINY])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert policies == ["float32"]
