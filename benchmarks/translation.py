@@ -7,6 +7,8 @@
     python benchmarks/translation.py --variants bahdanau --vocabs subword,word-raw --minutes 8
                                                                   # a quick run: both vocabularies
     python benchmarks/translation.py --test test_2017_flickr --data path/to/multi30k  # more test sets
+    python benchmarks/translation.py --variants bahdanau --minutes 90 --epochs 60 \
+        --train-args "--ensemble 2 --mixed-precision bfloat16"   # the row that meets tok-lc >= 37
 
 Trains each variant with `python -m apps.translation train` (same code path, same
 defaults: Bahdanau attention, bidirectional GRU encoder, 256 units, early stopping on
