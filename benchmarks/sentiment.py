@@ -69,6 +69,7 @@ def mean_of(results):
 def serving_speed(run_dir, export_dir, sentences):
     import numpy as np
     import tensorflow as tf
+    import tensorflow_text  # noqa: F401 (registers the SentencePiece ops of a subword or mixed export)
 
     from apps.sentiment import run
 

@@ -60,6 +60,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     import tensorflow as tf
+    import tensorflow_text  # noqa: F401 (registers the SentencePiece ops of a subword export)
 
     from seqapps.export import latest_version_dir
 

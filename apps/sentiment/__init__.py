@@ -15,7 +15,13 @@ DEFAULTS = dict(
     max_length=400, fold=None, static_shapes=False, standardize="treebank",
     embedding_dropout=0.0, rnn_dropout=0.0, recurrent_dropout=0.0, weight_decay=0.0,
     label_smoothing=0.0, lr_decay=None, folds=10, encoding=None, ensemble=1,
+    vocab="word", subword_vocab_size=8000,
 )
+# `--vocab`: what the model reads. "word": treebank words (unseen ones are [UNK]); "subword":
+# SentencePiece pieces of the same standardized text (an unseen word is read as its pieces);
+# "mixed": ensemble members alternate word, subword, word, ... Their mistakes differ more
+# than two word models' do, so their average gains more (docs/benchmarks.md, issue #15).
+VOCABS = ("word", "subword", "mixed")
 BUCKETS = [8, 16, 24, 32, 48, 64]
 # `train`'s own defaults on the sentence sets (SST-2, SST-5, MR, files) ...
 TRAINING_DEFAULTS = dict(epochs=15, batch_size=50, learning_rate=5e-4, patience=4)
@@ -23,7 +29,7 @@ TRAINING_DEFAULTS = dict(epochs=15, batch_size=50, learning_rate=5e-4, patience=
 # ten times more, shorter examples. Chosen by measurement (docs/benchmarks.md).
 PHRASE_DEFAULTS = dict(
     dropout=0.5, embedding_dropout=0.3, batch_size=64, learning_rate=1e-3, epochs=4, patience=2,
-    lr_decay=0.5, ensemble=3,
+    lr_decay=0.5, ensemble=4, vocab="mixed",
 )
 
 

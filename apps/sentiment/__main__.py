@@ -14,7 +14,7 @@ after the last finished epoch.
 
 import argparse
 
-from apps.sentiment import DEFAULTS  # light: no TensorFlow import
+from apps.sentiment import DEFAULTS, VOCABS  # light: no TensorFlow import
 from seqapps import cli
 
 
@@ -65,7 +65,15 @@ def add_model_arguments(p):
                    help=f"train this many models (seeds SEED, SEED+1, ...) and average their probabilities; "
                         f"predict and export serve the average {_default('ensemble')}")
     p.add_argument("--pooling", default=None, choices=["last", "max", "mean", "attention"], help=f"how the sequence becomes one vector {_default('pooling')}")
-    p.add_argument("--max-vocab", type=int, default=None, help="keep the most frequent N tokens (default: all)")
+    p.add_argument("--vocab", default=None, choices=list(VOCABS),
+                   help="what the model reads: word (treebank words; unseen ones are [UNK]), subword "
+                        "(SentencePiece pieces of the same text, learned on the training split: an unseen "
+                        "word is read as its pieces) or mixed (ensemble members alternate word, subword, "
+                        f"...; their average gains more than same-vocabulary members') {_default('vocab')}. "
+                        "An export of a subword or mixed run loads after `import tensorflow_text`")
+    p.add_argument("--subword-vocab-size", type=int, default=None,
+                   help=f"--vocab subword/mixed: at most N pieces, 256 byte pieces included {_default('subword_vocab_size')}")
+    p.add_argument("--max-vocab", type=int, default=None, help="keep the most frequent N words (default: all)")
     p.add_argument("--standardize", default=DEFAULTS["standardize"], choices=["treebank", "lower"],
                    help="how text becomes words: treebank splits punctuation and clitics off, as SST "
                         "is tokenized (\"doesn't.\" -> does n't .), so raw sentences find their words; "

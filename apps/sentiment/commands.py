@@ -46,6 +46,49 @@ def model_config(args):
     return {k: getattr(args, k, v) for k, v in DEFAULTS.items()}
 
 
+WORD_VOCABULARY, SUBWORD_MODEL = "vocab.txt", "subword.model"  # in the run folder
+INPUT_NAMES = {"word": "token_ids", "subword": "piece_ids"}  # an ensemble model's inputs
+
+
+def member_vocabs(config):
+    """The vocabulary each ensemble member reads, in member order: `--vocab mixed`
+    alternates word, subword, word, ... (so one model alone reads words; runs from before
+    `--vocab` read words)."""
+    vocab, count = config.get("vocab") or "word", int(config.get("ensemble") or 1)
+    if vocab == "mixed":
+        return ["word" if i % 2 == 0 else "subword" for i in range(count)]
+    return [vocab] * count
+
+
+def run_vectorizers(run_dir, config, texts=None):
+    """`{"word" | "subword": vectorizer}` for the vocabularies the run's members read, read
+    back from the run folder (vocab.txt, subword.model) or, given the training `texts`
+    and not there yet, learned from them and saved there. Both see the text after the
+    same `--standardize` (so "doesn't" is "does n't" to either)."""
+    from seqapps.data import (build_word_vectorizer, load_vocabulary, resolve_standardize, save_vocabulary,
+                              vectorizer_from_vocabulary)
+    from seqapps.data.subword import SubwordVectorizer, train_subword_model
+
+    run_dir = pathlib.Path(run_dir)
+    vectorizers = {}
+    for kind in dict.fromkeys(member_vocabs(config)):
+        path = run_dir / (WORD_VOCABULARY if kind == "word" else SUBWORD_MODEL)
+        if kind == "word":
+            if path.exists() or texts is None:
+                vectorizer = vectorizer_from_vocabulary(load_vocabulary(path), standardize=config["standardize"])
+            else:
+                vectorizer = build_word_vectorizer(texts, max_tokens=config["max_vocab"], min_count=config["min_count"],
+                                                   standardize=config["standardize"])
+                save_vocabulary(vectorizer.get_vocabulary(), path)
+        else:
+            standardize = resolve_standardize(config["standardize"])
+            if not path.exists() and texts is not None:
+                path.write_bytes(train_subword_model(texts, config["subword_vocab_size"], standardize=standardize))
+            vectorizer = SubwordVectorizer(path.read_bytes(), standardize=standardize, name="subwords")
+        vectorizers[kind] = vectorizer
+    return vectorizers
+
+
 def build_from_config(config, vocab_size, num_classes):
     from apps.sentiment.bow import build_bow_model
     from apps.sentiment.model import build_model
@@ -126,26 +169,33 @@ def load_model(run_dir, config):
         return models[0]
     for i, model in enumerate(models):
         model.name = f"member_{i}"
-    ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-    mean = keras.layers.Average(name="mean_probabilities", dtype="float32")([m(ids) for m in models])
-    return keras.Model(ids, mean, name=f"sentiment_ensemble_of_{len(models)}")
+    vocabs = member_vocabs(config)
+    inputs = {INPUT_NAMES[kind]: keras.Input(shape=(None,), dtype="int32", name=INPUT_NAMES[kind])
+              for kind in dict.fromkeys(vocabs)}
+    probabilities = [m(inputs[INPUT_NAMES[kind]]) for m, kind in zip(models, vocabs)]
+    mean = keras.layers.Average(name="mean_probabilities", dtype="float32")(probabilities)
+    if len(inputs) == 1:
+        inputs = next(iter(inputs.values()))
+    return keras.Model(inputs, mean, name=f"sentiment_ensemble_of_{len(models)}")
 
 
 def load_pipeline(run_dir):
     """The trained model of a run folder, with its vocabulary and labels."""
 
     from apps.sentiment.model import SentimentPipeline
-    from seqapps.data import load_vocabulary, vectorizer_from_vocabulary
     from seqapps.training import load_config
 
     run_dir = pathlib.Path(run_dir)
     config = load_config(run_dir)
     # runs from before `standardize` was an option lowercased and split on spaces (None)
-    vectorizer = vectorizer_from_vocabulary(load_vocabulary(run_dir / "vocab.txt"),
-                                            standardize=config.get("standardize"))
+    config.setdefault("standardize", None)
+    vectorizers = run_vectorizers(run_dir, config)
     model = load_model(run_dir, config)
     labels = json.loads((run_dir / "labels.json").read_text())
-    return SentimentPipeline(vectorizer, model, labels, config["max_length"]), config
+    if len(vectorizers) == 1:  # one input: the model takes the ids alone
+        return SentimentPipeline(next(iter(vectorizers.values())), model, labels, config["max_length"]), config
+    inputs = {INPUT_NAMES[kind]: vectorizer for kind, vectorizer in vectorizers.items()}
+    return SentimentPipeline(inputs, model, labels, config["max_length"]), config
 
 
 NEGATIONS = ("not", "n't", "no", "never", "nothing")
@@ -268,7 +318,6 @@ def train(args):
     """
 
     from seqapps import training
-    from seqapps.data import build_word_vectorizer, load_vocabulary, save_vocabulary, vectorizer_from_vocabulary
 
     resolve_defaults(args)
     strategy = training.distribution_strategy(args.strategy)  # before any other TF op
@@ -288,24 +337,24 @@ def train(args):
     )
 
     # A final fit (--include-validation) trains on both splits: its vocabulary comes from both.
+    # Resuming, the vocabularies are the ones the weights were trained with (the run folder's).
     fit_examples = list(data.train) + list(data.validation) if final_fit else data.train
-    vocab_path = run_dir / "vocab.txt"
-    if vocab_path.exists():  # resuming: the vocabulary must be the one the weights were trained with
-        vectorizer = vectorizer_from_vocabulary(load_vocabulary(vocab_path), standardize=config["standardize"])
-    else:
-        vectorizer = build_word_vectorizer(
-            [t for t, _ in fit_examples], max_tokens=config["max_vocab"], min_count=config["min_count"],
-            standardize=config["standardize"],
-        )
-        save_vocabulary(vectorizer.get_vocabulary(), vocab_path)
+    vectorizers = run_vectorizers(run_dir, config, [t for t, _ in fit_examples])
     (run_dir / "labels.json").write_text(json.dumps(data.label_names) + "\n")
-    vocab_size = vectorizer.vocabulary_size()
-    print(f"vocabulary: {vocab_size} tokens (from the {'training and validation splits' if final_fit else 'training split'})")
+    source = "training and validation splits" if final_fit else "training split"
+    for kind, vectorizer in vectorizers.items():
+        unit = "tokens" if kind == "word" else "subword pieces (SentencePiece)"
+        print(f"vocabulary: {vectorizer.vocabulary_size()} {unit} (from the {source})")
 
-    val_ds = None if final_fit else batches(data.validation, vectorizer, config, 256, shuffle=False)
     members = training.member_dirs(run_dir, config)
+    vocabs = member_vocabs(config)
     start = time.time()
     for i, member_dir, seed in training.start_members(members, args.seed):
+        vectorizer = vectorizers[vocabs[i]]
+        vocab_size = vectorizer.vocabulary_size()
+        if len(vectorizers) > 1:
+            print(f"member {i + 1} reads {'words' if vocabs[i] == 'word' else 'subword pieces'}")
+        val_ds = None if final_fit else batches(data.validation, vectorizer, config, 256, shuffle=False)
         train_ds = batches(fit_examples, vectorizer, config, args.batch_size, shuffle=True, seed=seed)
         with strategy.scope():
             model = build_from_config(config, vocab_size, len(data.label_names))
@@ -443,6 +492,8 @@ def predict(args):
 
     sentences = read_sentences(args)
     if args.export:
+        import tensorflow_text  # noqa: F401 (registers the SentencePiece ops a subword export holds)
+
         from seqapps.export import latest_version_dir
 
         serve = tf.saved_model.load(str(latest_version_dir(args.export))).signatures["serving_default"]
@@ -486,12 +537,15 @@ def export(args):
     out = export_saved_model(
         args.out,
         {"serving_default": (pipeline.serve, [tf.TensorSpec([None], tf.string, name="text")])},
-        track=[pipeline.vectorizer, pipeline.model],
+        track=[*pipeline.vectorizers.values(), pipeline.model],
         metadata={
             "app": "sentiment",
             "data": config["data"],
             "labels": pipeline.label_names,
             "vocabulary_size": pipeline.vectorizer.vocabulary_size(),
+            # "subword" or "mixed": the export holds tensorflow-text's SentencePiece ops and
+            # loads only after `import tensorflow_text` (README)
+            "vocab": config.get("vocab") or "word",
             "max_length": pipeline.max_length,
             "config": config,
             "metrics": {k: metrics.get(k, {}).get("accuracy") for k in ("validation", "test")},
@@ -504,7 +558,8 @@ def export(args):
 
 def tune(args):
     """keras-tuner over cell, units, layers, bidirectional, embedding size, the dropouts
-    (features, word, between layers), weight decay, label smoothing and the learning rate."""
+    (features, word, between layers), weight decay, label smoothing and the learning rate.
+    The trials read words; the retrained best (unless --no-retrain) reads what --vocab says."""
 
     from seqapps import training, tuning
     from seqapps.data import build_word_vectorizer

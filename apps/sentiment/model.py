@@ -139,21 +139,30 @@ def compile_classifier(model, optimizer, label_smoothing=0.0):
 class SentimentPipeline:
     """Raw strings → class probabilities, the same way in `predict` and in the export.
 
+    `vectorizer`: a word `TextVectorization` or a `SubwordVectorizer`; or, for a model with
+    several inputs (an ensemble whose members read different vocabularies), a dict
+    `{input name: vectorizer}` in the model's input order. Token counts (`token_counts`) come
+    from the first.
     Inputs longer than `max_length` tokens are truncated (an RNN reads them fine, but an
     unbounded request must not be able to stall a server); an empty or whitespace-only
     string becomes one padding step, which the mask turns into an all-padding sequence.
     """
 
     def __init__(self, vectorizer, model, label_names, max_length=400):
-        self.vectorizer = vectorizer
+        self.vectorizers = dict(vectorizer) if isinstance(vectorizer, dict) else {"token_ids": vectorizer}
+        self.vectorizer = next(iter(self.vectorizers.values()))
         self.model = model
         self.label_names = list(label_names)
         self.max_length = int(max_length)
-        self.probabilities(tf.constant(["", "built"]))  # builds the vectorizer and model
+        self.probabilities(tf.constant(["", "built"]))  # builds the vectorizers and model
 
     def encode(self, strings):
-        ids = self.vectorizer(clean_utf8(strings))
-        ids = tf.cast(ids[:, : self.max_length], tf.int32)
+        strings = clean_utf8(strings)
+        ids = {name: self._ids(vectorizer, strings) for name, vectorizer in self.vectorizers.items()}
+        return next(iter(ids.values())) if len(ids) == 1 else ids
+
+    def _ids(self, vectorizer, strings):
+        ids = tf.cast(vectorizer(strings)[:, : self.max_length], tf.int32)
         pad = tf.maximum(1 - tf.shape(ids)[1], 0)  # keep at least one time step
         return tf.pad(ids, [[0, 0], [0, pad]])
 
