@@ -16,7 +16,7 @@ NEGATIVE = ["bad", "awful", "dull", "boring"]
 FILLER = ["the", "film", "was", "really", "quite", "a", "story"]
 TINY = ["--units", "16", "--embedding-dim", "16", "--batch-size", "32", "--dropout", "0.1",
         "--learning-rate", "0.01", "--quiet", "--seed", "1", "--embedding-dropout", "0",
-        "--lr-decay", "0.5", "--ensemble", "1"]
+        "--lr-decay", "0.5", "--ensemble", "1", "--vocab", "word"]
 
 
 def toy_tree(rng, label):
