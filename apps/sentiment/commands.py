@@ -192,8 +192,6 @@ def load_pipeline(run_dir):
     vectorizers = run_vectorizers(run_dir, config)
     model = load_model(run_dir, config)
     labels = json.loads((run_dir / "labels.json").read_text())
-    if len(vectorizers) == 1:  # one input: the model takes the ids alone
-        return SentimentPipeline(next(iter(vectorizers.values())), model, labels, config["max_length"]), config
     inputs = {INPUT_NAMES[kind]: vectorizer for kind, vectorizer in vectorizers.items()}
     return SentimentPipeline(inputs, model, labels, config["max_length"]), config
 
