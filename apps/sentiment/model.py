@@ -13,8 +13,10 @@ the fused path), `recurrent_dropout` drops the recurrent state (the reference st
 slower). Weight decay and label smoothing are the optimizer's and the loss's
 (`compile_classifier`).
 
-Token ids come from a `TextVectorization` kept outside the Keras model (strings cannot be
-compiled with XLA); `SentimentPipeline` joins the two for prediction and export.
+Token ids come from a `TextVectorization` (words) or a `SubwordVectorizer` (SentencePiece
+pieces) kept outside the Keras model (strings cannot be compiled with XLA); the model reads
+either, ids 0 and 1 being padding and unknown in both. `SentimentPipeline` joins vectorizers
+and model for prediction and export.
 """
 
 import keras
