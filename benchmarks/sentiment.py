@@ -4,6 +4,7 @@
     python benchmarks/sentiment.py --sets sst2-phrases sst5-phrases mr
     python benchmarks/sentiment.py --sets mr --mr-folds 3  # fewer MR folds
     python benchmarks/sentiment.py --sets sst2 sst5        # the sentence-only sets, as before
+    python benchmarks/sentiment.py --sets mr --mr-folds 3 --train-args "--vocab mixed --ensemble 2"
 
 Trains the default configuration (`python -m apps.sentiment train --data SET` with no other
 option) from scratch — no pretrained vectors — and the bag-of-words baseline on the same
@@ -102,15 +103,20 @@ def main(argv=None):
     parser.add_argument("--mr-folds", type=int, default=10, help="MR cross-validation folds to run (of 10)")
     parser.add_argument("--work-dir", default=None, help="where run folders go (default: a temporary folder)")
     parser.add_argument("--no-serving", action="store_true", help="skip the export timing")
+    parser.add_argument("--train-args", default="",
+                        help="more `train` options for every run, both models (quoted), e.g. "
+                             "\"--vocab mixed --ensemble 2\"; default: none, the defaults are measured")
     args = parser.parse_args(argv)
     work = args.work_dir or tempfile.mkdtemp(prefix="seqapps-bench-")
+    extra = args.train_args.split()
     results = {}
     for name in args.sets:
         for model in args.models:
             if name == "mr":
-                r = mean_of([train("mr", model, f"{work}/mr-{model}-{k}", fold=k) for k in range(args.mr_folds)])
+                r = mean_of([train("mr", model, f"{work}/mr-{model}-{k}", extra, fold=k)
+                             for k in range(args.mr_folds)])
             else:
-                r = train(name, model, f"{work}/{name}-{model}")
+                r = train(name, model, f"{work}/{name}-{model}", extra)
             results[name, model] = r
             print(f"{name:<14}{model:<5} test {pct(r['accuracy'])} %  negation {pct(r.get('negation'))} %  "
                   f"phrases {pct(r.get('phrases'))} %  {r['epochs']} epochs  {r['seconds'] / 60:.1f} min",
