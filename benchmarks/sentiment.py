@@ -125,7 +125,9 @@ def main(argv=None):
     print(f"\n{'data':<16}{'model':<6}{'test %':>8}{'negation %':>12}{'phrases %':>11}{'epochs':>8}"
           f"{'minutes':>9}  target / anchor")
     for (name, model), r in results.items():
-        label = f"mr ({args.mr_folds}-fold)" if name == "mr" else name
+        label = name
+        if name == "mr":  # folds 0..N-1 of the 10-fold split
+            label = "mr (10-fold)" if args.mr_folds == 10 else f"mr ({args.mr_folds} of 10 folds)"
         notes = []
         if model == "rnn":
             if TARGETS.get(name):
