@@ -344,15 +344,16 @@ def train(args):
         unit = "tokens" if kind == "word" else "subword pieces (SentencePiece)"
         print(f"vocabulary: {vectorizer.vocabulary_size()} {unit} (from the {source})")
 
+    validation = {kind: None if final_fit else batches(data.validation, vectorizer, config, 256, shuffle=False)
+                  for kind, vectorizer in vectorizers.items()}
     members = training.member_dirs(run_dir, config)
     vocabs = member_vocabs(config)
     start = time.time()
     for i, member_dir, seed in training.start_members(members, args.seed):
-        vectorizer = vectorizers[vocabs[i]]
+        vectorizer, val_ds = vectorizers[vocabs[i]], validation[vocabs[i]]
         vocab_size = vectorizer.vocabulary_size()
         if len(vectorizers) > 1:
             print(f"member {i + 1} reads {'words' if vocabs[i] == 'word' else 'subword pieces'}")
-        val_ds = None if final_fit else batches(data.validation, vectorizer, config, 256, shuffle=False)
         train_ds = batches(fit_examples, vectorizer, config, args.batch_size, shuffle=True, seed=seed)
         with strategy.scope():
             model = build_from_config(config, vocab_size, len(data.label_names))
@@ -489,22 +490,19 @@ def predict(args):
     import tensorflow as tf
 
     sentences = read_sentences(args)
-    if args.export:
+    if args.export:  # the exported signature, or the same `serve` in this process
         import tensorflow_text  # noqa: F401 (registers the SentencePiece ops a subword export holds)
 
         from seqapps.export import latest_version_dir
 
-        serve = tf.saved_model.load(str(latest_version_dir(args.export))).signatures["serving_default"]
-        out = {k: v.numpy() for k, v in serve(text=tf.constant(sentences, dtype=tf.string)).items()}
-        probs = out["probabilities"]
-        labels = [l.decode() for l in out["label"]]
-        counts = zip(out["num_tokens"], out["num_unknown"], out["truncated"])
+        signature = tf.saved_model.load(str(latest_version_dir(args.export))).signatures["serving_default"]
+        serve = lambda strings: signature(text=strings)  # noqa: E731
     else:
-        pipeline, _ = load_pipeline(args.run_dir)
-        strings = tf.constant(sentences, dtype=tf.string)
-        probs = pipeline.probabilities(strings).numpy()
-        labels = [pipeline.label_names[i] for i in probs.argmax(-1)]
-        counts = zip(*(t.numpy() for t in pipeline.token_counts(strings)))
+        serve = load_pipeline(args.run_dir)[0].serve
+    out = {k: v.numpy() for k, v in serve(tf.constant(sentences, dtype=tf.string)).items()}
+    probs = out["probabilities"]
+    labels = [l.decode() for l in out["label"]]
+    counts = zip(out["num_tokens"], out["num_unknown"], out["truncated"])
     results = []
     for sentence, label, p, (num_tokens, num_unknown, truncated) in zip(sentences, labels, probs, counts):
         sentence = sentence.decode("utf-8", "replace")

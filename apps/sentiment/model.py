@@ -159,12 +159,19 @@ class SentimentPipeline:
         self.probabilities(tf.constant(["", "built"]))  # builds the vectorizers and model
 
     def encode(self, strings):
-        strings = clean_utf8(strings)
-        ids = {name: self._ids(vectorizer, strings) for name, vectorizer in self.vectorizers.items()}
-        return next(iter(ids.values())) if len(ids) == 1 else ids
+        return self._model_inputs(self._token_ids(strings))
 
-    def _ids(self, vectorizer, strings):
-        ids = tf.cast(vectorizer(strings)[:, : self.max_length], tf.int32)
+    def _token_ids(self, strings):
+        """`{input name: [B, T] ids}`, whole (before the `max_length` cut)."""
+        strings = clean_utf8(strings)
+        return {name: vectorizer(strings) for name, vectorizer in self.vectorizers.items()}
+
+    def _model_inputs(self, token_ids):
+        inputs = {name: self._cut(ids) for name, ids in token_ids.items()}
+        return next(iter(inputs.values())) if len(inputs) == 1 else inputs
+
+    def _cut(self, ids):
+        ids = tf.cast(ids[:, : self.max_length], tf.int32)
         pad = tf.maximum(1 - tf.shape(ids)[1], 0)  # keep at least one time step
         return tf.pad(ids, [[0, 0], [0, pad]])
 
@@ -175,7 +182,9 @@ class SentimentPipeline:
         """`(num_tokens [B], num_unknown [B], truncated [B])`: the tokens each text has
         after standardization (before the `max_length` cut), how many of those are out of
         the vocabulary ([UNK], id 1), and whether the cut dropped any."""
-        ids = self.vectorizer(clean_utf8(strings))
+        return self._counts(self.vectorizer(clean_utf8(strings)))
+
+    def _counts(self, ids):
         num_tokens = tf.reduce_sum(tf.cast(ids > 0, tf.int32), axis=-1)
         num_unknown = tf.reduce_sum(tf.cast(tf.equal(ids, 1), tf.int32), axis=-1)
         return num_tokens, num_unknown, num_tokens > self.max_length
@@ -183,10 +192,12 @@ class SentimentPipeline:
     def serve(self, strings):
         """The export signature: {probabilities [B, C], label [B] string, class_id [B],
         num_tokens [B], num_unknown [B], truncated [B]}. `num_tokens == num_unknown` (0 for
-        an empty or blank text) means the answer rests on no known word."""
-        probs = self.probabilities(strings)
+        an empty or blank text) means the answer rests on no known word. Each text is
+        tokenized once, for the model and the counts alike."""
+        token_ids = self._token_ids(strings)
+        probs = self.model(self._model_inputs(token_ids), training=False)
         class_id = tf.argmax(probs, axis=-1, output_type=tf.int32)
         labels = tf.gather(tf.constant(self.label_names), class_id)
-        num_tokens, num_unknown, truncated = self.token_counts(strings)
+        num_tokens, num_unknown, truncated = self._counts(next(iter(token_ids.values())))
         return {"probabilities": probs, "label": labels, "class_id": class_id,
                 "num_tokens": num_tokens, "num_unknown": num_unknown, "truncated": truncated}
